@@ -1,0 +1,1 @@
+"""The local runtime: the whole bundle on one machine, on moto server, with no AWS account and no Docker."""

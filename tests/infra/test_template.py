@@ -1,0 +1,140 @@
+"""Assertions on template.yaml for what cfn-lint and `sam validate --lint` cannot know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fanfare_sync_cli.local.template import PROJECT_ROOT, function_specs
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources_of(template, "AWS::Serverless::Function")
+
+
+def test_every_function_is_python313_on_arm64(template: dict[str, Any]) -> None:
+    defaults = template["Globals"]["Function"]
+    assert defaults["Runtime"] == "python3.13"
+    assert defaults["Architectures"] == ["arm64"]
+    for name, function in functions(template).items():
+        props = function["Properties"]
+        assert props.get("Runtime", "python3.13") == "python3.13", name
+        assert props.get("Architectures", ["arm64"]) == ["arm64"], name
+        assert function["Metadata"]["BuildMethod"] == "makefile", name
+        assert (PROJECT_ROOT / props["CodeUri"] / "Makefile").read_text().startswith("#"), name
+
+
+def test_layer_is_built_for_arm64_python313(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "CommonLayer"}]
+
+
+def test_powertools_is_configured_for_every_function(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "fanfare-sync"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "FanfareSync"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_completion_queue_redrives_to_the_dlq_after_six_attempts(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["CompletionQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["CompletionDLQ", "Arn"]},
+        "maxReceiveCount": 6,
+    }
+    dlq = template["Resources"]["CompletionDLQ"]["Properties"]
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_every_queue_is_encrypted_at_rest(template: dict[str, Any]) -> None:
+    queues = resources_of(template, "AWS::SQS::Queue")
+    assert set(queues) >= {"CompletionQueue", "CompletionDLQ"}
+    for name, queue in queues.items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, name
+
+
+def test_queue_visibility_covers_six_consumer_timeouts(template: dict[str, Any]) -> None:
+    # The consumer arrives with the completion issue; until then the queue is sized for its planned 30 s.
+    consumers = [spec for spec in function_specs(template) if spec.sqs_triggers]
+    timeout = max((spec.timeout_seconds for spec in consumers), default=30)
+    assert template["Resources"]["CompletionQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_http_api_has_throttling_and_access_logs(template: dict[str, Any]) -> None:
+    api = template["Resources"]["WebhookApi"]["Properties"]
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    for field in ("$context.requestId", "$context.status", "$context.integrationLatency"):
+        assert field in api["AccessLogSettings"]["Format"]
+
+
+@pytest.mark.parametrize(
+    ("function", "path", "secret", "secret_env"),
+    [
+        ("ShopifyWebhookFunction", "/webhooks/shopify", "ShopifyWebhookSecret", "SHOPIFY_WEBHOOK_SECRET_ARN"),
+        (
+            "WooCommerceWebhookFunction",
+            "/webhooks/woocommerce",
+            "WooCommerceWebhookSecret",
+            "WC_WEBHOOK_SECRET_ARN",
+        ),
+    ],
+)
+def test_webhook_function_reaches_only_its_queue_and_its_secret(
+    template: dict[str, Any], function: str, path: str, secret: str, secret_env: str
+) -> None:
+    props = functions(template)[function]["Properties"]
+    assert props["Events"]["Webhook"] == {
+        "Type": "HttpApi",
+        "Properties": {"ApiId": {"Ref": "WebhookApi"}, "Path": path, "Method": "POST"},
+    }
+    assert props["Policies"] == [
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["CompletionQueue", "QueueName"]}}},
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": secret}}},
+    ]
+    assert props["Environment"]["Variables"] == {
+        "COMPLETION_QUEUE_URL": {"Ref": "CompletionQueue"},
+        secret_env: {"Ref": secret},
+    }
+    # Shopify allows 5 s for the whole delivery.
+    assert props["Timeout"] <= 5
+
+
+def test_outputs_give_both_webhook_urls(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ShopifyWebhookUrl"]["Value"] == {
+        "Fn::Sub": "https://${WebhookApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/webhooks/shopify"
+    }
+    assert outputs["WooCommerceWebhookUrl"]["Value"] == {
+        "Fn::Sub": "https://${WebhookApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/webhooks/woocommerce"
+    }
+    for name in (
+        "CompletionQueueUrl",
+        "CompletionDLQUrl",
+        "ShopifyWebhookSecretArn",
+        "FanfareCredentialsSecretArn",
+    ):
+        assert name in outputs
+
+
+def test_secrets_are_never_inlined_in_the_template(template: dict[str, Any]) -> None:
+    for name, secret in resources_of(template, "AWS::SecretsManager::Secret").items():
+        assert "SecretString" not in secret["Properties"], name
+        assert "GenerateSecretString" in secret["Properties"], name
+
+
+def test_every_log_group_has_a_retention(template: dict[str, Any]) -> None:
+    for name, group in resources_of(template, "AWS::Logs::LogGroup").items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    for name, function in functions(template).items():
+        assert "LoggingConfig" in function["Properties"], name
