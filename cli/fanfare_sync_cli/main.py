@@ -22,9 +22,16 @@ def main() -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Warm processes per function.")
-def local(port: int | None, host: str, workers: int) -> None:
+@click.option(
+    "--fanfare-url",
+    default=None,
+    help="Fanfare API to complete against [env FANFARE_API_URL; default: start the local sandbox].",
+)
+def local(port: int | None, host: str, workers: int, fanfare_url: str | None) -> None:
     """Run the whole bundle locally on moto server: no AWS account, no Docker. Ctrl-C stops it all."""
-    settings = LocalSettings.from_environment(port=port, host=host, workers_per_function=workers)
+    settings = LocalSettings.from_environment(
+        port=port, host=host, workers_per_function=workers, fanfare_api_url=fanfare_url
+    )
     stack = LocalStack(settings)
     stopping = threading.Event()
 

@@ -73,6 +73,8 @@ def test_layer_carries_the_library_and_the_pinned_runtime(build_dir: Path) -> No
         assert (python / f"{distribution}.dist-info").is_dir(), distribution
 
 
-@pytest.mark.parametrize("function", ["ShopifyWebhookFunction", "WooCommerceWebhookFunction"])
+@pytest.mark.parametrize(
+    "function", ["ShopifyWebhookFunction", "WooCommerceWebhookFunction", "CompleteAdmissionFunction"]
+)
 def test_function_artifact_is_the_handler_alone(build_dir: Path, function: str) -> None:
     assert sorted(p.name for p in (build_dir / function).iterdir()) == ["app.py"]

@@ -138,3 +138,69 @@ def test_every_log_group_has_a_retention(template: dict[str, Any]) -> None:
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
     for name, function in functions(template).items():
         assert "LoggingConfig" in function["Properties"], name
+
+
+def test_consumer_reports_partial_batch_failures_with_bounded_concurrency(template: dict[str, Any]) -> None:
+    props = functions(template)["CompleteAdmissionFunction"]["Properties"]
+    event = props["Events"]["Completion"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["CompletionQueue", "Arn"]}
+    assert event["Properties"]["BatchSize"] == 10
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "CompletionMaxConcurrency"}}
+    assert template["Parameters"]["CompletionMaxConcurrency"]["MinValue"] == 2  # the SQS minimum
+
+
+def test_consumer_policies_reach_only_what_it_uses(template: dict[str, Any]) -> None:
+    [policy] = functions(template)["CompleteAdmissionFunction"]["Properties"]["Policies"]
+    grants = {(s["Sid"], tuple(s["Action"]), str(s["Resource"])) for s in policy["Statement"]}
+    assert grants == {
+        (
+            "OrdersReadWrite",
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            str({"Fn::GetAtt": ["OrdersTable", "Arn"]}),
+        ),
+        (
+            "IdempotencyRecords",
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            str({"Fn::GetAtt": ["IdempotencyTable", "Arn"]}),
+        ),
+        ("RetryBackoff", ("sqs:ChangeMessageVisibility",), str({"Fn::GetAtt": ["CompletionQueue", "Arn"]})),
+        ("PermanentFailuresToDlq", ("sqs:SendMessage",), str({"Fn::GetAtt": ["CompletionDLQ", "Arn"]})),
+        ("FanfareCredentials", ("secretsmanager:GetSecretValue",), str({"Ref": "FanfareCredentialsSecret"})),
+    }
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+
+
+def test_idempotency_table_expires_records_with_powertools_attribute(template: dict[str, Any]) -> None:
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_orders_table_has_the_sparse_sharded_unsynced_index(template: dict[str, Any]) -> None:
+    table = template["Resources"]["OrdersTable"]["Properties"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "UnsyncedOrders"
+    assert index["KeySchema"] == [
+        {"AttributeName": "unsyncedShard", "KeyType": "HASH"},
+        {"AttributeName": "unsyncedSince", "KeyType": "RANGE"},
+    ]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_every_table_is_encrypted_and_on_demand(template: dict[str, Any]) -> None:
+    for name, table in resources_of(template, "AWS::DynamoDB::Table").items():
+        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}, name
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST", name
+
+
+def test_consumer_talks_to_the_configured_fanfare(template: dict[str, Any]) -> None:
+    variables = functions(template)["CompleteAdmissionFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["FANFARE_API_URL"] == {"Ref": "FanfareApiUrl"}
+    assert variables["FANFARE_AUTH_STYLE"] == {"Ref": "FanfareAuthStyle"}
+    assert template["Parameters"]["FanfareAuthStyle"]["AllowedValues"] == ["headers", "bearer"]

@@ -1,14 +1,19 @@
-"""`make run`'s stack, driven over HTTP: moto server, template resources, worker processes, the gateway."""
+"""`make run`'s stack, driven over HTTP: moto server, template resources, worker processes, the gateway,
+the queue poller and the Fanfare sandbox — webhook in, completion out."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from fanfare_sync.adapters.orders_table import OrdersTable
+from fanfare_sync.models.orders import OrderKey
 from fanfare_sync_cli.local.stack import (
     DEFAULT_SHOPIFY_WEBHOOK_SECRET,
     DEFAULT_WC_WEBHOOK_SECRET,
@@ -16,6 +21,7 @@ from fanfare_sync_cli.local.stack import (
     LocalStack,
 )
 from fanfare_sync_cli.samples import (
+    SampleAdmission,
     SampleOrder,
     shopify_headers,
     shopify_order,
@@ -24,9 +30,11 @@ from fanfare_sync_cli.samples import (
     woocommerce_order,
     woocommerce_ping,
 )
-from tests.conftest import drain_queue
+from fanfare_sync_cli.sandbox import RecordedCompletion
 
 pytestmark = pytest.mark.slow
+_order_ids = itertools.count(5001)
+SHOPIFY_SHOP = "fanfare-demo.myshopify.com"
 
 
 @pytest.fixture(scope="module")
@@ -35,72 +43,119 @@ def stack() -> Iterator[LocalStack]:
         yield running
 
 
-@pytest.fixture
-def completion_queue(stack: LocalStack) -> tuple[Any, str]:
-    sqs = stack.moto.client("sqs")
-    assert stack.resources is not None
-    url = stack.resources.ref("CompletionQueue")
-    drain_queue(sqs, url)
-    return sqs, url
+def new_order(**overrides: Any) -> SampleOrder:
+    """Each order its own admission: the same admission is (rightly) completed only once."""
+    order_id = next(_order_ids)
+    admission = SampleAdmission(f"queue_{order_id}", "queue", f"cons_{order_id}")
+    return SampleOrder(order_id=order_id, admissions=(admission,), **overrides)
 
 
 def post(stack: LocalStack, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
     return httpx.post(stack.url(path), headers=headers, content=body, timeout=30)
 
 
-def test_signed_shopify_order_is_acknowledged_and_queued_once(
-    stack: LocalStack, completion_queue: tuple[Any, str]
-) -> None:
-    body = to_body(shopify_order(SampleOrder(order_id=1001)))
+def completions_for(stack: LocalStack, order: SampleOrder) -> list[RecordedCompletion]:
+    assert stack.sandbox is not None
+    return [
+        c
+        for c in stack.sandbox.completions()
+        if c["metadata"] and c["metadata"]["orderId"] == str(order.order_id)
+    ]
+
+
+def wait_for_completion(stack: LocalStack, order: SampleOrder) -> RecordedCompletion:
+    deadline = time.monotonic() + 30
+    while not (found := completions_for(stack, order)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, f"order {order.order_id} was not completed at the sandbox"
+    [completion] = found
+    return completion
+
+
+def orders_table(stack: LocalStack) -> OrdersTable:
+    assert stack.resources is not None
+    return OrdersTable(stack.resources.ref("OrdersTable"), stack.moto.client("dynamodb"))
+
+
+def test_signed_shopify_order_is_completed_once_at_the_sandbox(stack: LocalStack) -> None:
+    order = new_order()
+    body = to_body(shopify_order(order))
     response = post(
         stack, "/webhooks/shopify", shopify_headers("orders/paid", body, DEFAULT_SHOPIFY_WEBHOOK_SECRET), body
     )
 
     assert response.status_code == 200
     assert response.json() == {"status": "queued", "detail": "queued"}
-    [message] = drain_queue(*completion_queue)
-    assert (message["orderId"], message["kind"], message["amount"]) == ("1001", "order.paid", "199.00")
-    assert message["admissions"][0]["consumerId"] == "cons_01HXYZ123456789"
+    completion = wait_for_completion(stack, order)
+    assert (completion["distribution_type"], completion["consumer_id"]) == ("queue", f"cons_{order.order_id}")
+    assert completion["metadata"] is not None
+    assert completion["metadata"]["orderAmount"] == "199.00"
+    record, history = orders_table(stack).order_with_history(
+        OrderKey("shopify", SHOPIFY_SHOP, str(order.order_id))
+    )
+    assert record is not None
+    assert record["syncStatus"] == "synced"
+    assert [e["event"] for e in history] == ["order_received", "fanfare_admission_completed"]
 
 
-def test_forged_shopify_order_is_401_and_the_queue_is_unchanged(
-    stack: LocalStack, completion_queue: tuple[Any, str]
-) -> None:
-    body = to_body(shopify_order(SampleOrder(order_id=1002)))
+def test_forged_shopify_order_is_401_and_never_reaches_queue_or_fanfare(stack: LocalStack) -> None:
+    forged = new_order()
+    body = to_body(shopify_order(forged))
     response = post(stack, "/webhooks/shopify", shopify_headers("orders/paid", body, "guessed-secret"), body)
-
     assert response.status_code == 401
-    assert drain_queue(*completion_queue) == []
+    # A genuine order sent after it is processed to the end, so the forged one had every chance to be.
+    genuine = new_order()
+    genuine_body = to_body(shopify_order(genuine))
+    post(
+        stack,
+        "/webhooks/shopify",
+        shopify_headers("orders/paid", genuine_body, DEFAULT_SHOPIFY_WEBHOOK_SECRET),
+        genuine_body,
+    )
+    wait_for_completion(stack, genuine)
+    assert completions_for(stack, forged) == []
+    key = OrderKey("shopify", SHOPIFY_SHOP, str(forged.order_id))
+    assert orders_table(stack).order_with_history(key) == (None, [])
 
 
-def test_woocommerce_creation_ping_gets_exactly_200(
-    stack: LocalStack, completion_queue: tuple[Any, str]
-) -> None:
+def test_woocommerce_creation_ping_gets_exactly_200(stack: LocalStack) -> None:
     headers, body = woocommerce_ping(webhook_id=12)
     response = post(stack, "/webhooks/woocommerce", headers, body)
     assert response.status_code == 200
-    assert drain_queue(*completion_queue) == []
+    assert response.json()["status"] == "ping"
 
 
-def test_signed_woocommerce_order_is_queued(stack: LocalStack, completion_queue: tuple[Any, str]) -> None:
-    body = to_body(woocommerce_order(SampleOrder(order_id=77), status="completed"))
-    headers = woocommerce_headers("order.updated", body, DEFAULT_WC_WEBHOOK_SECRET)
-    response = post(stack, "/webhooks/woocommerce", headers, body)
+def test_signed_woocommerce_order_is_completed(stack: LocalStack) -> None:
+    order = new_order()
+    body = to_body(woocommerce_order(order, status="completed"))
+    response = post(
+        stack,
+        "/webhooks/woocommerce",
+        woocommerce_headers("order.updated", body, DEFAULT_WC_WEBHOOK_SECRET),
+        body,
+    )
     assert response.status_code == 200
-    assert [m["orderId"] for m in drain_queue(*completion_queue)] == ["77"]
+    metadata = wait_for_completion(stack, order)["metadata"]
+    assert metadata is not None
+    assert {k: v for k, v in metadata.items() if k != "completedAt"} == {
+        "orderId": str(order.order_id),
+        "orderAmount": "199.00",
+        "platform": "woocommerce",
+        "itemCount": 1,
+        "currency": "USD",
+    }
 
 
-def test_large_body_passes_through_the_gateway_intact(
-    stack: LocalStack, completion_queue: tuple[Any, str]
-) -> None:
-    payload = shopify_order(SampleOrder(order_id=1003))
+def test_large_body_passes_through_the_gateway_intact(stack: LocalStack) -> None:
+    order = new_order()
+    payload = shopify_order(order)
     payload["note"] = "é" * (512 * 1024)  # 1 MiB of UTF-8: the signature must survive the event round trip
     body = to_body(payload)
     response = post(
         stack, "/webhooks/shopify", shopify_headers("orders/paid", body, DEFAULT_SHOPIFY_WEBHOOK_SECRET), body
     )
     assert response.status_code == 200
-    assert len(drain_queue(*completion_queue)) == 1
+    wait_for_completion(stack, order)
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/webhooks/unknown"), ("GET", "/webhooks/shopify")])
@@ -123,3 +178,5 @@ def test_resources_come_from_the_template(stack: LocalStack) -> None:
     secrets = stack.moto.client("secretsmanager")
     stored = secrets.get_secret_value(SecretId=stack.resources.ref("ShopifyWebhookSecret"))["SecretString"]
     assert stored == DEFAULT_SHOPIFY_WEBHOOK_SECRET
+    tables = stack.moto.client("dynamodb").list_tables()["TableNames"]
+    assert {stack.resources.ref("OrdersTable"), stack.resources.ref("IdempotencyTable")} <= set(tables)

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -52,6 +53,8 @@ def _serve(
     memory_mb: int,
     environment: dict[str, str],
 ) -> None:
+    # Ctrl-C is the runtime's to handle: it stops the workers after the pollers and the gateway.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(environment)
     # Lambda puts the function's code root and the layer's /opt/python on the path; so do we.
     sys.path[:0] = [str(Path(module_path).parent), str(LAYER_PATH)]

@@ -44,6 +44,8 @@ class MotoServer:
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C reaches only the runtime, which stops moto last.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from fanfare_sync_cli.local.function_worker import FunctionPool
 from fanfare_sync_cli.local.gateway import LocalGateway
 from fanfare_sync_cli.local.moto_server import LOCAL_REGION, MotoServer
 from fanfare_sync_cli.local.provision import ProvisionedStack, provision
+from fanfare_sync_cli.local.sqs_poller import SqsEventSource
 from fanfare_sync_cli.local.template import (
     DEFAULT_TEMPLATE,
     PROJECT_ROOT,
@@ -19,6 +20,7 @@ from fanfare_sync_cli.local.template import (
     function_specs,
     load_template,
 )
+from fanfare_sync_cli.sandbox import FanfareSandbox
 
 STATE_DIR = PROJECT_ROOT / ".local"
 
@@ -84,12 +86,28 @@ class LocalStack:
         self.resources: ProvisionedStack | None = None
         self.pools: dict[str, FunctionPool] = {}
         self.gateway: LocalGateway | None = None
+        self.event_sources: list[SqsEventSource] = []
+        # The Fanfare sandbox stands in for Fanfare unless FANFARE_API_URL points elsewhere.
+        self.sandbox: FanfareSandbox | None = None
+        if settings.fanfare_api_url is None:
+            self.sandbox = FanfareSandbox(
+                host=settings.host, org_id=settings.fanfare_org_id, secret_key=settings.fanfare_secret_key
+            )
+
+    @property
+    def fanfare_api_url(self) -> str:
+        if self.sandbox is not None:
+            return self.sandbox.base_url
+        assert self.settings.fanfare_api_url is not None
+        return self.settings.fanfare_api_url
 
     def start(self) -> LocalStack:
         if self.settings.state_dir:
             self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.moto.start()
         try:
+            if self.sandbox is not None:
+                self.sandbox.start()
             clients = {name: self.moto.client(name) for name in ("sqs", "dynamodb", "secretsmanager", "sns")}
             self.resources = provision(
                 clients,
@@ -97,7 +115,7 @@ class LocalStack:
                 self.settings.stack_name,
                 LOCAL_REGION,
                 self.settings.secret_values(),
-                self.settings.parameter_overrides,
+                {"FanfareApiUrl": self.fanfare_api_url, **self.settings.parameter_overrides},
             )
             for spec in self.functions:
                 pool = FunctionPool(spec, self.function_environment(spec), self.settings.workers_per_function)
@@ -109,11 +127,35 @@ class LocalStack:
                 for route in spec.routes
             }
             self.gateway = LocalGateway(routes, host=self.settings.host, port=self.settings.port).start()
+            self._start_event_sources(clients["sqs"])
             self._write_state()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_event_sources(self, sqs: Any) -> None:
+        assert self.resources is not None
+        by_arn = {r.attributes.get("Arn"): r for r in self.resources.resources.values()}
+        for spec in self.functions:
+            for trigger in spec.sqs_triggers:
+                queue = by_arn[self.resources.resolve(trigger.queue)]
+                # MaximumConcurrency caps pollers; locally the warm workers are the tighter cap.
+                limit = int(
+                    self.resources.resolve(trigger.maximum_concurrency) or self.settings.workers_per_function
+                )
+                source = SqsEventSource(
+                    sqs,
+                    queue.ref,
+                    queue.attributes["Arn"],
+                    LOCAL_REGION,
+                    self.pools[spec.logical_id].invoke,
+                    batch_size=trigger.batch_size,
+                    partial_failures=trigger.report_batch_item_failures,
+                    concurrency=max(1, min(limit, self.settings.workers_per_function)),
+                    name=f"{spec.logical_id}<-{queue.logical_id}",
+                )
+                self.event_sources.append(source.start())
 
     def function_environment(self, spec: FunctionSpec) -> dict[str, str]:
         """The function's template environment, resolved against the local resources, pointed at moto."""
@@ -134,11 +176,18 @@ class LocalStack:
         assert self.resources is not None
         assert self.gateway is not None
         lines = [f"moto server (local AWS): {self.moto.endpoint_url}  region {LOCAL_REGION}"]
+        if self.sandbox is not None:
+            url = self.sandbox.base_url
+            lines.append(f"Fanfare sandbox: {url}  (inject faults: PUT {url}/_sandbox/faults)")
+        else:
+            lines.append(f"Fanfare API: {self.fanfare_api_url}")
         for spec in self.functions:
             for route in spec.routes:
                 lines.append(f"{route.method} {self.gateway.url}{route.path}  -> {spec.logical_id}")
         for logical_id, resource in self.resources.resources.items():
             lines.append(f"{resource.type.split('::')[-1]:<7} {logical_id}: {resource.ref}")
+        for source in self.event_sources:
+            lines.append(f"polling {source.name}")
         shopify = _describe_secret(self.settings.shopify_webhook_secret, DEFAULT_SHOPIFY_WEBHOOK_SECRET)
         woocommerce = _describe_secret(self.settings.wc_webhook_secret, DEFAULT_WC_WEBHOOK_SECRET)
         lines.append(f"SHOPIFY_WEBHOOK_SECRET={shopify}  WC_WEBHOOK_SECRET={woocommerce}")
@@ -155,6 +204,7 @@ class LocalStack:
             "awsEndpointUrl": self.moto.endpoint_url,
             "region": LOCAL_REGION,
             "gatewayUrl": self.gateway.url,
+            "fanfareApiUrl": self.fanfare_api_url,
             "stackName": self.settings.stack_name,
             "resources": {name: resource.ref for name, resource in self.resources.resources.items()},
         }
@@ -163,12 +213,17 @@ class LocalStack:
         )
 
     def stop(self) -> None:
+        for source in self.event_sources:
+            source.stop()
+        self.event_sources.clear()
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
         for pool in self.pools.values():
             pool.stop()
         self.pools.clear()
+        if self.sandbox is not None:
+            self.sandbox.stop()
         self.moto.stop()
         if self.settings.state_dir:
             (self.settings.state_dir / "stack.json").unlink(missing_ok=True)

@@ -1,0 +1,200 @@
+"""The body of CompleteAdmissionFunction: SQS records in, completions out, partial batch failures back.
+
+Records of a batch run concurrently on a thread pool (the Fanfare call is I/O-bound), so a batch of 10 takes
+about one Fanfare round trip rather than ten.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from pydantic import ValidationError
+
+from fanfare_sync.adapters.completion_queue import CompletionQueueControls
+from fanfare_sync.adapters.fanfare_api import AuthStyle, FanfareClient, FanfareCredentials
+from fanfare_sync.adapters.fanfare_credentials import SecretsManagerFanfareCredentials
+from fanfare_sync.adapters.orders_table import OrdersTable
+from fanfare_sync.config import ConfigurationError, required_env
+from fanfare_sync.errors import DependencyUnavailableError
+from fanfare_sync.logic.complete_admission import AdmissionCompleter, idempotency_config
+from fanfare_sync.logic.complete_order_event import (
+    OrderEventHandler,
+    RecordReport,
+    RecordResult,
+    RetryLaterError,
+)
+from fanfare_sync.logic.ingest_webhook import utc_timestamp
+from fanfare_sync.logic.retry_schedule import retry_delay_seconds
+from fanfare_sync.models.fanfare import CompletionOutcome, CompletionResult
+from fanfare_sync.models.queue_message import OrderMessage
+
+BATCH_CONCURRENCY = 10  # the SQS event's BatchSize
+
+
+class FanfareClientProvider:
+    """One FanfareClient per container, rebuilt only when the credentials in Secrets Manager change."""
+
+    def __init__(self, base_url: str, auth_style: AuthStyle, credentials: SecretsManagerFanfareCredentials):
+        self._base_url = base_url
+        self._auth_style = auth_style
+        self.credentials = credentials
+        self._client: FanfareClient | None = None
+        self._built_with: FanfareCredentials | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> FanfareClient:
+        current = self.credentials.get()
+        with self._lock:
+            if self._client is None or current != self._built_with:
+                previous = self._client
+                self._client = FanfareClient(
+                    base_url=self._base_url,
+                    credentials=current,
+                    # The client refuses plain http except to loopback (the local sandbox).
+                    auth_style=self._auth_style,
+                )
+                self._built_with = current
+                if previous is not None:
+                    previous.close()
+            return self._client
+
+
+class _ThreadSafeMetrics:
+    """Records of a batch finish on several threads; Powertools' metric set is a plain dict."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._lock = threading.Lock()
+
+    def add(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+        with self._lock:
+            self._metrics.add_metric(name=name, unit=unit, value=value)
+
+
+class CompletionConsumer:
+    def __init__(
+        self,
+        handler: OrderEventHandler,
+        queue: CompletionQueueControls,
+        fanfare: FanfareClientProvider,
+        completer: AdmissionCompleter,
+        logger: Logger,
+        metrics: Metrics,
+    ) -> None:
+        self._handler = handler
+        self._queue = queue
+        self._fanfare = fanfare
+        self.completer = completer
+        self._logger = logger
+        self._metrics = _ThreadSafeMetrics(metrics)
+        self.executor = ThreadPoolExecutor(max_workers=BATCH_CONCURRENCY, thread_name_prefix="record")
+
+    @classmethod
+    def from_environment(cls, logger: Logger, metrics: Metrics) -> CompletionConsumer:
+        auth_style = required_env("FANFARE_AUTH_STYLE")
+        if auth_style not in ("headers", "bearer"):
+            raise ConfigurationError("FANFARE_AUTH_STYLE must be 'headers' or 'bearer'")
+        fanfare = FanfareClientProvider(
+            required_env("FANFARE_API_URL"),
+            "bearer" if auth_style == "bearer" else "headers",
+            SecretsManagerFanfareCredentials(required_env("FANFARE_CREDENTIALS_SECRET_ARN")),
+        )
+        dynamodb = boto3.client("dynamodb")
+        completer = AdmissionCompleter(
+            fanfare,
+            DynamoDBPersistenceLayer(table_name=required_env("IDEMPOTENCY_TABLE"), boto3_client=dynamodb),
+            idempotency_config(),
+        )
+        orders = OrdersTable(required_env("ORDERS_TABLE"), dynamodb)
+        queue = CompletionQueueControls(
+            required_env("COMPLETION_QUEUE_URL"), required_env("COMPLETION_DLQ_URL"), boto3.client("sqs")
+        )
+        handler = OrderEventHandler(orders=orders, completer=completer, dead_letters=queue, now=utc_timestamp)
+        return cls(handler, queue, fanfare, completer, logger, metrics)
+
+    def process_record(self, record: SQSRecord) -> None:
+        """Raise to report the record as failed (SQS redelivers it after the delay set here)."""
+        attempt = int(record.attributes.approximate_receive_count or 1)
+        try:
+            message = OrderMessage.model_validate_json(record.body)
+        except ValidationError as error:
+            reason = f"invalid queue message ({error.error_count()} problems)"
+            self._queue.park_in_dlq(record.body, reason, attempt)
+            self._metrics.add("PermanentFailures", 1)
+            self._logger.error(
+                "record parked in DLQ", extra={"message_id": record.message_id, "reason": reason}
+            )
+            return
+        context = {
+            "order_id": message.orderId,
+            "platform": message.platform.value,
+            "shop": message.shop,
+            "delivery_id": message.deliveryId,
+            "message_id": record.message_id,
+            "attempt": attempt,
+        }
+        try:
+            report = self._handler.handle(message, record.body, attempt)
+        except RetryLaterError as retry:
+            self._account(retry.report)
+            self._retry(record, retry.delay_seconds, retry.reason, context)
+            raise
+        except DependencyUnavailableError as error:
+            delay = retry_delay_seconds(attempt)
+            self._retry(record, delay, str(error) or type(error).__name__, context)
+            raise
+        except Exception:
+            # A bug: the record is retried by SQS after the queue's visibility timeout, and counted.
+            self._metrics.add("RecordErrors", 1)
+            self._logger.exception("order event failed unexpectedly", extra=context)
+            raise
+        self._account(report)
+        log = self._logger.error if report.result is RecordResult.FAILED_PERMANENTLY else self._logger.info
+        log(
+            "order event processed", extra={**context, "result": report.result.value, "detail": report.detail}
+        )
+
+    def _retry(self, record: SQSRecord, delay: int | None, reason: str, context: dict[str, Any]) -> None:
+        self._metrics.add("CompletionRetries", 1)
+        self._logger.warning(
+            "completion will be retried", extra={**context, "reason": reason, "retry_in_seconds": delay}
+        )
+        if delay is None:
+            return  # last attempt: the queue's redrive policy moves it to the DLQ
+        try:
+            self._queue.delay_redelivery(record.receipt_handle, delay)
+        except DependencyUnavailableError:
+            self._logger.warning(
+                "could not set the retry delay; the queue's visibility timeout applies", extra=context
+            )
+
+    def _account(self, report: RecordReport) -> None:
+        for result in report.completions:
+            self._count_completion(result)
+        metric = {
+            RecordResult.FAILED_PERMANENTLY: "PermanentFailures",
+            RecordResult.SYNCED: "OrdersSynced",
+            RecordResult.ALREADY_SYNCED: "DuplicatesSkipped",
+            RecordResult.RECORDED: "OrderEventsRecorded",
+            RecordResult.IGNORED: "OrderEventsIgnored",
+        }[report.result]
+        self._metrics.add(metric, 1)
+
+    def _count_completion(self, result: CompletionResult) -> None:
+        if result.status_code is not None or result.outcome is not CompletionOutcome.RETRYABLE:
+            self._metrics.add("FanfareLatency", result.elapsed_ms, MetricUnit.Milliseconds)
+        if result.outcome is CompletionOutcome.COMPLETED:
+            self._metrics.add("Completions", 1)
+        elif result.outcome is CompletionOutcome.ALREADY_COMPLETED:
+            self._metrics.add("AlreadyCompleted", 1)
+        if result.misconfiguration:
+            self._metrics.add("FanfareAuthFailures", 1)
+            # A 401/403 may mean the key was rotated: re-read it before the next call.
+            self._fanfare.credentials.refresh_soon()
