@@ -63,3 +63,6 @@ clean:  ## remove build output and virtualenvs
 
 events: $(BIN)/.installed  ## regenerate the signed sample events in events/
 	$(BIN)/python scripts/generate_events.py
+
+bench: $(BIN)/.installed  ## benchmarks: ratios measured side by side; writes bench/results/ and the README table
+	$(BIN)/python -m bench.run
