@@ -1,59 +1,19 @@
-"""The `fanfare-sync` command."""
+"""The `fanfare-sync` command: one group, one module per subcommand under `commands/`."""
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
-
 import click
 
-from fanfare_sync_cli.local.stack import LocalSettings, LocalStack
+from fanfare_sync_cli.commands.local import local
 
 
 @click.group()
+@click.version_option(package_name="fanfare-sync")
 def main() -> None:
-    """Operate fanfare-sync: run it locally, and (soon) inspect orders and redrive failures."""
+    """Operate fanfare-sync: run it locally, send test webhooks, inspect orders, redrive failures."""
 
 
-@main.command()
-@click.option(
-    "--port", type=int, default=None, help="Port of the local webhook routes [env PORT, default 3000]."
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Warm processes per function.")
-@click.option(
-    "--fanfare-url",
-    default=None,
-    help="Fanfare API to complete against [env FANFARE_API_URL; default: start the local sandbox].",
-)
-def local(port: int | None, host: str, workers: int, fanfare_url: str | None) -> None:
-    """Run the whole bundle locally on moto server: no AWS account, no Docker. Ctrl-C stops it all."""
-    settings = LocalSettings.from_environment(
-        port=port, host=host, workers_per_function=workers, fanfare_api_url=fanfare_url
-    )
-    stack = LocalStack(settings)
-    stopping = threading.Event()
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    click.echo("starting fanfare-sync locally ...")
-    try:
-        stack.start()
-    except Exception as error:
-        raise click.ClickException(f"local stack did not start: {error}") from error
-    for line in stack.summary():
-        click.echo(f"  {line}")
-    click.echo("ready. Ctrl-C to stop.")
-    try:
-        stopping.wait()
-    finally:
-        click.echo("stopping ...")
-        stack.stop()
-        click.echo("stopped.")
+main.add_command(local)
 
 
 if __name__ == "__main__":

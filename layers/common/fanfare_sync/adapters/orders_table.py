@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -279,6 +280,50 @@ class OrdersTable:
             },
         )
         return True
+
+    def record_requeued(self, key: OrderKey, now: str, not_requeued_since: str, reason: str) -> bool:
+        """Claim the order for a re-enqueue; False when it was requeued after `not_requeued_since` (or is
+        synced). The conditional write makes "at most once per hour" hold even for overlapping monitors."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=_marshal({"pk": key.pk, "sk": ORDER_SK}),
+                UpdateExpression="SET lastRequeuedAt = :now, updatedAt = :now ADD requeues :one",
+                ConditionExpression=(
+                    "attribute_exists(syncStatus) AND syncStatus <> :synced "
+                    "AND (attribute_not_exists(lastRequeuedAt) OR lastRequeuedAt < :since)"
+                ),
+                ExpressionAttributeValues=_marshal(
+                    {":now": now, ":one": 1, ":synced": SyncStatus.SYNCED.value, ":since": not_requeued_since}
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise OrdersTableUnavailableError(type(error).__name__) from error
+        self._put_event(key, OrderEventName.ORDER_REQUEUED, now, {"reason": reason})
+        return True
+
+    def unsynced_since_before(self, cutoff: str) -> Iterator[dict[str, Any]]:
+        """Every unsynced order that has been unsynced since before `cutoff`, from the sparse index.
+
+        One paged query per shard: the index only holds unsynced orders, so this never reads a synced one.
+        """
+        for shard in range(UNSYNCED_SHARDS):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": UNSYNCED_INDEX,
+                "KeyConditionExpression": "unsyncedShard = :shard AND unsyncedSince < :cutoff",
+                "ExpressionAttributeValues": _marshal({":shard": f"{shard:02d}", ":cutoff": cutoff}),
+            }
+            while True:
+                page = self._call_or_raise("query", **request)
+                for raw in page.get("Items", []):
+                    yield _unmarshal(raw)
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ reads
     def order_with_history(self, key: OrderKey) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -25,6 +25,7 @@ class OrderEventName(StrEnum):
     SYNC_FAILED = "fanfare_sync_failed"
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REFUNDED = "order_refunded"
+    ORDER_REQUEUED = "order_requeued"
 
 
 @dataclass(frozen=True)
