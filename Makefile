@@ -39,10 +39,12 @@ fmt: $(BIN)/.installed  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(BIN)/.installed  ## mypy (strict) over the layer, functions, tooling and tests
+typecheck: $(BIN)/.installed  ## mypy (strict) over the layer, the functions, the tooling and the scripts
 	$(BIN)/mypy layers/common/fanfare_sync cli/fanfare_sync_cli scripts
 	$(BIN)/mypy functions/shopify_webhook/app.py
 	$(BIN)/mypy functions/woocommerce_webhook/app.py
+	$(BIN)/mypy functions/complete_admission/app.py
+	$(BIN)/mypy functions/stale_orders/app.py
 
 template-lint: $(BIN)/.installed $(SAM_VENV)/bin/.installed  ## cfn-lint and sam validate --lint
 	$(BIN)/cfn-lint template.yaml

@@ -74,7 +74,13 @@ def test_layer_carries_the_library_and_the_pinned_runtime(build_dir: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "function", ["ShopifyWebhookFunction", "WooCommerceWebhookFunction", "CompleteAdmissionFunction"]
+    "function",
+    [
+        "ShopifyWebhookFunction",
+        "WooCommerceWebhookFunction",
+        "CompleteAdmissionFunction",
+        "StaleOrdersFunction",
+    ],
 )
 def test_function_artifact_is_the_handler_alone(build_dir: Path, function: str) -> None:
     assert sorted(p.name for p in (build_dir / function).iterdir()) == ["app.py"]

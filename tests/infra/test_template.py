@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -204,3 +205,72 @@ def test_consumer_talks_to_the_configured_fanfare(template: dict[str, Any]) -> N
     assert variables["FANFARE_API_URL"] == {"Ref": "FanfareApiUrl"}
     assert variables["FANFARE_AUTH_STYLE"] == {"Ref": "FanfareAuthStyle"}
     assert template["Parameters"]["FanfareAuthStyle"]["AllowedValues"] == ["headers", "bearer"]
+
+
+def test_stale_monitor_runs_on_its_schedule_with_least_privilege(template: dict[str, Any]) -> None:
+    props = functions(template)["StaleOrdersFunction"]["Properties"]
+    schedule = props["Events"]["Every"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {
+        "Fn::Sub": "rate(${StaleCheckIntervalMinutes} minutes)"
+    }
+    assert template["Parameters"]["StaleCheckIntervalMinutes"]["Default"] == 5
+    assert template["Parameters"]["StaleAfterMinutes"]["Default"] == 30
+    [policy] = props["Policies"]
+    grants = {(s["Sid"], tuple(s["Action"]), str(s["Resource"])) for s in policy["Statement"]}
+    assert grants == {
+        (
+            "ReadUnsyncedOrders",
+            ("dynamodb:Query",),
+            str({"Fn::Sub": "${OrdersTable.Arn}/index/UnsyncedOrders"}),
+        ),
+        (
+            "RecordRequeues",
+            ("dynamodb:UpdateItem", "dynamodb:PutItem"),
+            str({"Fn::GetAtt": ["OrdersTable", "Arn"]}),
+        ),
+        ("RequeueLostMessages", ("sqs:SendMessage",), str({"Fn::GetAtt": ["CompletionQueue", "Arn"]})),
+    }
+
+
+def test_monitor_knows_the_dlq_retention(template: dict[str, Any]) -> None:
+    variables = functions(template)["StaleOrdersFunction"]["Properties"]["Environment"]["Variables"]
+    dlq = template["Resources"]["CompletionDLQ"]["Properties"]
+    assert int(variables["DLQ_RETENTION_SECONDS"]) == dlq["MessageRetentionPeriod"]
+
+
+def test_alerts_topic_is_encrypted_and_email_is_optional(template: dict[str, Any]) -> None:
+    assert template["Resources"]["AlertsTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+    subscription = template["Resources"]["AlertEmailSubscription"]
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert template["Parameters"]["AlertEmail"]["Default"] == ""
+
+
+def test_silent_monitor_alarm_covers_the_longest_allowed_interval(template: dict[str, Any]) -> None:
+    silent = template["Resources"]["StaleMonitorSilentAlarm"]["Properties"]
+    longest = template["Parameters"]["StaleCheckIntervalMinutes"]["MaxValue"] * 60
+    assert silent["Period"] * silent["EvaluationPeriods"] > longest
+    assert silent["TreatMissingData"] == "breaching"
+
+
+def test_dashboard_shows_what_operators_watch(template: dict[str, Any]) -> None:
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for shown in (
+        "Webhooks",
+        "Completions",
+        "AlreadyCompleted",
+        "CompletionRetries",
+        "ApproximateNumberOfMessagesVisible",
+        "StaleOrders",
+        "FanfareLatency",
+        "p99",
+        "Latency",
+    ):
+        assert shown in body, shown
+    resources = set(template["Resources"])
+    referenced = {
+        name.split(".")[0] for name in re.findall(r"\$\{([A-Za-z0-9.]+)\}", body) if "::" not in name
+    }
+    assert referenced <= resources | {"AWS"}, referenced - resources
+    assert "DashboardUrl" in template["Outputs"]
+    assert "AlertsTopicArn" in template["Outputs"]

@@ -90,12 +90,21 @@ def test_signed_shopify_order_is_completed_once_at_the_sandbox(stack: LocalStack
     assert (completion["distribution_type"], completion["consumer_id"]) == ("queue", f"cons_{order.order_id}")
     assert completion["metadata"] is not None
     assert completion["metadata"]["orderAmount"] == "199.00"
-    record, history = orders_table(stack).order_with_history(
-        OrderKey("shopify", SHOPIFY_SHOP, str(order.order_id))
-    )
+    # The sandbox answers before the consumer records its history; wait for the record, not the clock.
+    key = OrderKey("shopify", SHOPIFY_SHOP, str(order.order_id))
+    deadline = time.monotonic() + 30
+    while True:
+        record, history = orders_table(stack).order_with_history(key)
+        events = [e["event"] for e in history]
+        if "fanfare_admission_completed" in events:
+            break
+        assert time.monotonic() < deadline, (
+            f"order {order.order_id} history never showed the completion: {events}"
+        )
+        time.sleep(0.05)
     assert record is not None
     assert record["syncStatus"] == "synced"
-    assert [e["event"] for e in history] == ["order_received", "fanfare_admission_completed"]
+    assert events == ["order_received", "fanfare_admission_completed"]
 
 
 def test_forged_shopify_order_is_401_and_never_reaches_queue_or_fanfare(stack: LocalStack) -> None:
@@ -180,3 +189,36 @@ def test_resources_come_from_the_template(stack: LocalStack) -> None:
     assert stored == DEFAULT_SHOPIFY_WEBHOOK_SECRET
     tables = stack.moto.client("dynamodb").list_tables()["TableNames"]
     assert {stack.resources.ref("OrdersTable"), stack.resources.ref("IdempotencyTable")} <= set(tables)
+
+
+def test_stale_order_raises_the_alarm_and_heals_when_fanfare_returns(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Given a local stack whose monitor runs every second and calls an order stale after two
+    settings = LocalSettings(
+        port=0, state_dir=None, workers_per_function=1, schedule_every_seconds=1, stale_after_seconds=2
+    )
+    with LocalStack(settings) as stack:
+        assert stack.sandbox is not None
+        assert stack.alarms is not None
+        # When Fanfare fails and an order arrives
+        stack.sandbox.set_faults(error_rate=1.0)
+        order = new_order()
+        body = to_body(shopify_order(order))
+        headers = shopify_headers("orders/paid", body, DEFAULT_SHOPIFY_WEBHOOK_SECRET)
+        assert post(stack, "/webhooks/shopify", headers, body).status_code == 200
+        # Then the stale-order alarm fires
+        deadline = time.monotonic() + 30
+        while "StaleOrdersAlarm" not in stack.alarms.firing():
+            assert time.monotonic() < deadline, "the stale-order alarm never fired"
+            time.sleep(0.1)
+        # And when Fanfare is back, the order's next retry completes it and the alarm clears
+        stack.sandbox.reset()
+        wait_for_completion(stack, order)
+        deadline = time.monotonic() + 60
+        while "StaleOrdersAlarm" in stack.alarms.firing():
+            assert time.monotonic() < deadline, "the stale-order alarm never cleared"
+            time.sleep(0.1)
+    printed = capfd.readouterr().out
+    assert "[alarm] StaleOrdersAlarm is ALARM: StaleOrders Maximum 1 >= 1" in printed
+    assert "[alarm] StaleOrdersAlarm is OK again" in printed

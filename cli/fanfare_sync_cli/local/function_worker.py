@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import multiprocessing
 import os
@@ -17,16 +18,43 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fanfare_sync_cli.local.lambda_context import LocalLambdaContext
 from fanfare_sync_cli.local.template import PROJECT_ROOT, FunctionSpec
 
 LAYER_PATH = PROJECT_ROOT / "layers" / "common"
+
+
+class _MetricTap(io.TextIOBase):
+    """stdout of a worker: passes everything through and also sends each EMF line to the runtime.
+
+    Powertools Metrics prints EMF blobs to stdout, which CloudWatch Logs turns into metrics; locally the
+    runtime receives them this way to evaluate the template's alarms.
+    """
+
+    def __init__(self, stream: TextIO, connection: Connection) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.startswith('{"_aws"'):
+                self._connection.send(("emf", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 class FunctionInitError(RuntimeError):
@@ -55,6 +83,7 @@ def _serve(
 ) -> None:
     # Ctrl-C is the runtime's to handle: it stops the workers after the pollers and the gateway.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = _MetricTap(sys.stdout, connection)
     os.environ.update(environment)
     # Lambda puts the function's code root and the layer's /opt/python on the path; so do we.
     sys.path[:0] = [str(Path(module_path).parent), str(LAYER_PATH)]
@@ -93,10 +122,16 @@ def _serve(
             connection.send(("error", (type(error).__name__, str(error))))
 
 
+MetricSink = Callable[[str], None]
+
+
 class FunctionWorker:
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
+    def __init__(
+        self, spec: FunctionSpec, environment: dict[str, str], on_metrics: MetricSink | None = None
+    ) -> None:
         self.spec = spec
         self._environment = environment
+        self._on_metrics = on_metrics
         self._process: multiprocessing.process.BaseProcess | None = None
         self._connection: Connection | None = None
 
@@ -120,11 +155,13 @@ class FunctionWorker:
         self._process.start()
         child.close()
         self._connection = parent
-        if not parent.poll(timeout_seconds):
-            self.stop()
-            raise FunctionInitError(f"{self.spec.logical_id}: init did not finish in {timeout_seconds:.0f} s")
         try:
-            status, detail = parent.recv()
+            status, detail = self._receive(timeout_seconds)
+        except TimeoutError:
+            self.stop()
+            raise FunctionInitError(
+                f"{self.spec.logical_id}: init did not finish in {timeout_seconds:.0f} s"
+            ) from None
         except EOFError:
             status, detail = "init_error", "process exited during init"
         if status != "ready":
@@ -139,21 +176,34 @@ class FunctionWorker:
         if self._connection is None or not self.alive:
             raise RuntimeError(f"{self.spec.logical_id} worker is not running")
         self._connection.send((event, request_id))
-        if not self._connection.poll(self.spec.timeout_seconds):
+        try:
+            status, detail = self._receive(self.spec.timeout_seconds)
+        except TimeoutError:
             # Lambda kills a timed-out invocation's sandbox; the next invocation gets a cold one.
             self.stop()
             return Invocation(
                 error_type="Sandbox.Timedout",
                 error_message=f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
             )
-        try:
-            status, detail = self._connection.recv()
         except EOFError:
             self.stop()
             return Invocation(error_type="Runtime.ExitError", error_message="the function's process exited")
         if status == "ok":
             return Invocation(payload=detail)
         return Invocation(error_type=detail[0], error_message=detail[1])
+
+    def _receive(self, timeout_seconds: float) -> tuple[str, Any]:
+        """The worker's next status message; EMF lines that arrive first go to the metric sink."""
+        assert self._connection is not None
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            if not self._connection.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError
+            kind, detail = self._connection.recv()
+            if kind != "emf":
+                return kind, detail
+            if self._on_metrics is not None:
+                self._on_metrics(detail)
 
     def stop(self) -> None:
         if self._connection is not None:
@@ -172,9 +222,18 @@ class FunctionWorker:
 class FunctionPool:
     """Up to `max_workers` warm containers of one function; an invocation waits for an idle one."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str], max_workers: int = 2) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        max_workers: int = 2,
+        on_metrics: MetricSink | None = None,
+        on_invocation: Callable[[Invocation], None] | None = None,
+    ) -> None:
         self.spec = spec
         self._environment = environment
+        self._on_metrics = on_metrics
+        self._on_invocation = on_invocation
         self._max_workers = max_workers
         self._idle: queue.Queue[FunctionWorker] = queue.Queue()
         self._all: list[FunctionWorker] = []
@@ -191,9 +250,12 @@ class FunctionPool:
             self._counter += 1
             request_id = f"{self.spec.logical_id}-{os.getpid()}-{self._counter}"
         try:
-            return worker.invoke(event, request_id)
+            invocation = worker.invoke(event, request_id)
         finally:
             self._release(worker)
+        if self._on_invocation is not None:
+            self._on_invocation(invocation)
+        return invocation
 
     def _acquire(self) -> FunctionWorker:
         try:
@@ -204,7 +266,7 @@ class FunctionPool:
             # Reserve the slot under the lock so concurrent callers never exceed max_workers.
             reserved = len(self._all) < self._max_workers
             if reserved:
-                worker = FunctionWorker(self.spec, self._environment)
+                worker = FunctionWorker(self.spec, self._environment, self._on_metrics)
                 self._all.append(worker)
         if reserved:
             return self._start_reserved(worker)
@@ -218,7 +280,7 @@ class FunctionPool:
                 self._all.remove(worker)
 
     def _new_worker(self) -> FunctionWorker:
-        worker = FunctionWorker(self.spec, self._environment)
+        worker = FunctionWorker(self.spec, self._environment, self._on_metrics)
         with self._lock:
             self._all.append(worker)
         return self._start_reserved(worker)

@@ -110,8 +110,15 @@ def http_response(invocation: Invocation) -> tuple[int, dict[str, str], bytes]:
 
 
 class LocalGateway:
-    def __init__(self, routes: Mapping[tuple[str, str], Invoke], host: str = "127.0.0.1", port: int = 3000):
+    def __init__(
+        self,
+        routes: Mapping[tuple[str, str], Invoke],
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        on_response: Callable[[int], None] | None = None,
+    ):
         self._routes = dict(routes)
+        self._on_response = on_response
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -134,6 +141,7 @@ class LocalGateway:
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         routes = self._routes
+        on_response = self._on_response
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -170,6 +178,8 @@ class LocalGateway:
                         b'{"message":"Internal Server Error"}',
                     )
                 self._send(status, headers, payload)
+                if on_response is not None:
+                    on_response(status)
                 self.log_message(
                     '"%s %s" %s %.1f ms',
                     self.command,

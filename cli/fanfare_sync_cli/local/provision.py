@@ -11,7 +11,7 @@ import json
 import re
 import secrets as random_secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +27,15 @@ EMULATED_BY_RUNTIME = {
 }
 NOT_EMULATED = {
     "AWS::Logs::LogGroup": "logs go to the terminal",
-    "AWS::CloudWatch::Alarm": "alarms are not evaluated by moto",
+    "AWS::CloudWatch::Alarm": "evaluated by the local runtime (moto does not evaluate alarms)",
     "AWS::CloudWatch::Dashboard": "no console locally",
     "AWS::SNS::Subscription": "no e-mail locally",
+}
+# What `!Ref` of a resource the runtime stands in for means locally (Lambda's name is its logical id, as
+# AWS_LAMBDA_FUNCTION_NAME says; the gateway's API id is "local").
+_LOCAL_REFS: dict[str, Callable[[str], str]] = {
+    "AWS::Serverless::Function": lambda logical_id: logical_id,
+    "AWS::Serverless::HttpApi": lambda _logical_id: "local",
 }
 
 
@@ -48,6 +54,7 @@ class ProvisionedStack:
     resources: dict[str, LocalResource]
     parameters: dict[str, str]
     skipped: dict[str, str]
+    local_refs: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
         return _Resolver(self).resolve(value)
@@ -76,6 +83,8 @@ def provision(
         resource = resources[logical_id]
         kind = resource.get("Type", "")
         creator = _CREATORS.get(kind)
+        if kind in _LOCAL_REFS:
+            stack.local_refs[logical_id] = _LOCAL_REFS[kind](logical_id)
         if creator is None:
             stack.skipped[logical_id] = EMULATED_BY_RUNTIME.get(kind) or NOT_EMULATED.get(
                 kind, f"{kind} is not emulated locally"
@@ -162,6 +171,8 @@ class _Resolver:
             return self._stack.parameters[name]
         if name in self._stack.resources:
             return self._stack.resources[name].ref
+        if name in self._stack.local_refs:
+            return self._stack.local_refs[name]
         raise TemplateError(f"!Ref {name}: not a parameter or a locally provisioned resource")
 
     def _get_att(self, logical_id: str, attribute: str) -> str:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fanfare_sync_cli.local.function_worker import FunctionPool
+from fanfare_sync_cli.local.alarms import AlarmSpec, LocalAlarms, MetricStore
+from fanfare_sync_cli.local.function_worker import FunctionPool, Invocation
 from fanfare_sync_cli.local.gateway import LocalGateway
 from fanfare_sync_cli.local.moto_server import LOCAL_REGION, MotoServer
 from fanfare_sync_cli.local.provision import ProvisionedStack, provision
+from fanfare_sync_cli.local.scheduler import LocalSchedule, rate_seconds
 from fanfare_sync_cli.local.sqs_poller import SqsEventSource
 from fanfare_sync_cli.local.template import (
     DEFAULT_TEMPLATE,
@@ -43,6 +46,12 @@ class LocalSettings:
     fanfare_org_id: str = DEFAULT_FANFARE_ORG_ID
     fanfare_secret_key: str = DEFAULT_FANFARE_SECRET_KEY
     workers_per_function: int = 2
+    # Run every schedule this often instead of at its template rate; alarm periods shrink to match.
+    schedule_every_seconds: float | None = None
+    # Stale-order threshold for the local monitor (the template's StaleAfterMinutes otherwise).
+    stale_after_seconds: float | None = None
+    # Seconds between the one-line status summaries `fanfare-sync local` prints (0: none).
+    status_every_seconds: float = 0
     template_path: Path = DEFAULT_TEMPLATE
     state_dir: Path | None = STATE_DIR
     parameter_overrides: dict[str, str] = field(default_factory=dict)
@@ -87,6 +96,13 @@ class LocalStack:
         self.pools: dict[str, FunctionPool] = {}
         self.gateway: LocalGateway | None = None
         self.event_sources: list[SqsEventSource] = []
+        self.schedules: list[LocalSchedule] = []
+        self.metrics = MetricStore()
+        self.alarms: LocalAlarms | None = None
+        self.alarms_not_evaluated: dict[str, str] = {}
+        self.webhook_statuses: dict[int, int] = {}
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         # The Fanfare sandbox stands in for Fanfare unless FANFARE_API_URL points elsewhere.
         self.sandbox: FanfareSandbox | None = None
         if settings.fanfare_api_url is None:
@@ -115,10 +131,20 @@ class LocalStack:
                 self.settings.stack_name,
                 LOCAL_REGION,
                 self.settings.secret_values(),
-                {"FanfareApiUrl": self.fanfare_api_url, **self.settings.parameter_overrides},
+                {
+                    "FanfareApiUrl": self.fanfare_api_url,
+                    **self._stale_override(),
+                    **self.settings.parameter_overrides,
+                },
             )
             for spec in self.functions:
-                pool = FunctionPool(spec, self.function_environment(spec), self.settings.workers_per_function)
+                pool = FunctionPool(
+                    spec,
+                    self.function_environment(spec),
+                    self.settings.workers_per_function,
+                    on_metrics=self.metrics.record_emf,
+                    on_invocation=self._invocation_observer(spec.logical_id),
+                )
                 pool.warm()
                 self.pools[spec.logical_id] = pool
             routes = {
@@ -126,8 +152,12 @@ class LocalStack:
                 for spec in self.functions
                 for route in spec.routes
             }
-            self.gateway = LocalGateway(routes, host=self.settings.host, port=self.settings.port).start()
+            self.gateway = LocalGateway(
+                routes, host=self.settings.host, port=self.settings.port, on_response=self._observe_response
+            ).start()
             self._start_event_sources(clients["sqs"])
+            time_scale = self._start_schedules()
+            self._start_alarms(time_scale, clients["sqs"], clients["sns"])
             self._write_state()
         except BaseException:
             self.stop()
@@ -156,6 +186,106 @@ class LocalStack:
                     name=f"{spec.logical_id}<-{queue.logical_id}",
                 )
                 self.event_sources.append(source.start())
+
+    def _stale_override(self) -> dict[str, str]:
+        if self.settings.stale_after_seconds is None:
+            return {}
+        return {"StaleAfterMinutes": f"{self.settings.stale_after_seconds / 60:g}"}
+
+    def _invocation_observer(self, function_name: str) -> Any:
+        def observe(invocation: Invocation) -> None:
+            # What AWS/Lambda reports for the function: one invocation, and an error if it failed.
+            self.metrics.record("AWS/Lambda", "Invocations", {"FunctionName": function_name}, 1)
+            if invocation.failed:
+                self.metrics.record("AWS/Lambda", "Errors", {"FunctionName": function_name}, 1)
+
+        return observe
+
+    def _observe_response(self, status: int) -> None:
+        self.webhook_statuses[status] = self.webhook_statuses.get(status, 0) + 1
+        dimensions = {"ApiId": "local", "Stage": "$default"}
+        self.metrics.record("AWS/ApiGateway", "Count", dimensions, 1)
+        self.metrics.record("AWS/ApiGateway", "5xx", dimensions, 1 if status >= 500 else 0)
+        self.metrics.record("AWS/ApiGateway", "4xx", dimensions, 1 if 400 <= status < 500 else 0)
+
+    def _start_schedules(self) -> float:
+        """Start every schedule; returns how much faster than the template they run (for alarm periods)."""
+        assert self.resources is not None
+        time_scale = 1.0
+        for spec in self.functions:
+            for schedule in spec.schedules:
+                template_every = rate_seconds(str(self.resources.resolve(schedule.expression)))
+                every = self.settings.schedule_every_seconds or template_every
+                time_scale = min(time_scale, every / template_every)
+                self.schedules.append(
+                    LocalSchedule(spec.logical_id, every, self.pools[spec.logical_id].invoke).start()
+                )
+        return time_scale
+
+    def _start_alarms(self, time_scale: float, sqs: Any, sns: Any) -> None:
+        assert self.resources is not None
+        specs = []
+        for logical_id, resource in self.template["Resources"].items():
+            if resource.get("Type") != "AWS::CloudWatch::Alarm":
+                continue
+            spec = AlarmSpec.from_template(logical_id, self.resources.resolve(resource["Properties"]))
+            if (spec.namespace, spec.metric) == ("AWS/SQS", "ApproximateAgeOfOldestMessage"):
+                self.alarms_not_evaluated[logical_id] = "moto does not report the age of the oldest message"
+                continue
+            specs.append(spec)
+        queue_urls = {r.attributes.get("QueueName"): r.ref for r in self.resources.resources.values()}
+
+        def notify(spec: AlarmSpec, state: str, line: str) -> None:
+            print(line, flush=True)
+            for topic in spec.actions:
+                sns.publish(TopicArn=topic, Subject=f"{spec.name} {state}"[:100], Message=line)
+
+        self.alarms = LocalAlarms(specs, self.metrics, time_scale=time_scale, notify=notify)
+        depth_queues = {
+            spec.dimensions["QueueName"]
+            for spec in specs
+            if (spec.namespace, spec.metric) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        }
+
+        def watch() -> None:
+            ticks = 0
+            while not self._watch_stop.wait(1):
+                ticks += 1
+                for name in depth_queues:
+                    attributes = sqs.get_queue_attributes(
+                        QueueUrl=queue_urls[name], AttributeNames=["ApproximateNumberOfMessages"]
+                    )["Attributes"]
+                    self.metrics.record(
+                        "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible",
+                        {"QueueName": name},
+                        float(attributes["ApproximateNumberOfMessages"]),
+                    )
+                assert self.alarms is not None
+                self.alarms.evaluate()
+                every = self.settings.status_every_seconds
+                if every and ticks % max(1, int(every)) == 0:
+                    print(self.status_line(), flush=True)
+
+        self._watcher = threading.Thread(target=watch, name="local-alarms", daemon=True)
+        self._watcher.start()
+
+    def status_line(self) -> str:
+        """One line for an operator watching `make run`."""
+        statuses = self.webhook_statuses
+        accepted = sum(n for code, n in statuses.items() if code < 300)
+        rejected = sum(n for code, n in statuses.items() if code == 401)
+        completions = self.metrics.total("FanfareSync", "Completions")
+        retries = self.metrics.total("FanfareSync", "CompletionRetries")
+        stale = self.metrics.values(
+            ("FanfareSync", "StaleOrders", frozenset({("service", "fanfare-sync")})), 0, 1e12
+        )
+        firing = ", ".join(self.alarms.firing()) if self.alarms else ""
+        return (
+            f"[status] webhooks {sum(statuses.values())} (2xx {accepted}, 401 {rejected}) · "
+            f"completions {completions:g} · retries {retries:g} · "
+            f"stale orders {stale[-1] if stale else 0:g} · alarms firing: {firing or 'none'}"
+        )
 
     def function_environment(self, spec: FunctionSpec) -> dict[str, str]:
         """The function's template environment, resolved against the local resources, pointed at moto."""
@@ -188,11 +318,21 @@ class LocalStack:
             lines.append(f"{resource.type.split('::')[-1]:<7} {logical_id}: {resource.ref}")
         for source in self.event_sources:
             lines.append(f"polling {source.name}")
+        for schedule in self.schedules:
+            lines.append(f"schedule {schedule.name} every {schedule.every_seconds:g} s")
+        if self.alarms is not None:
+            names = ", ".join(self.alarms.states)
+            lines.append(f"alarms evaluated locally (time scale {self.alarms.time_scale:g}): {names}")
+        for name, why in self.alarms_not_evaluated.items():
+            lines.append(f"alarm not evaluated locally: {name} ({why})")
         shopify = _describe_secret(self.settings.shopify_webhook_secret, DEFAULT_SHOPIFY_WEBHOOK_SECRET)
         woocommerce = _describe_secret(self.settings.wc_webhook_secret, DEFAULT_WC_WEBHOOK_SECRET)
         lines.append(f"SHOPIFY_WEBHOOK_SECRET={shopify}  WC_WEBHOOK_SECRET={woocommerce}")
-        skipped = ", ".join(f"{name} ({why})" for name, why in self.resources.skipped.items())
-        lines.append(f"not provisioned in moto: {skipped}")
+        by_reason: dict[str, list[str]] = {}
+        for name, why in self.resources.skipped.items():
+            by_reason.setdefault(why, []).append(name)
+        for why, skipped in by_reason.items():
+            lines.append(f"not in moto ({why}): {', '.join(skipped)}")
         return lines
 
     def _write_state(self) -> None:
@@ -213,6 +353,12 @@ class LocalStack:
         )
 
     def stop(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        for schedule in self.schedules:
+            schedule.stop()
+        self.schedules.clear()
         for source in self.event_sources:
             source.stop()
         self.event_sources.clear()

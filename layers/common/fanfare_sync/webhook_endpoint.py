@@ -13,12 +13,13 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from fanfare_sync.adapters.sqs_order_queue import SQS_CLIENT_CONFIG, SqsOrderQueue
 from fanfare_sync.adapters.webhook_secrets import SecretsManagerWebhookSecrets
 from fanfare_sync.config import required_env
+from fanfare_sync.logic.extraction import IgnoreReason
 from fanfare_sync.logic.ingest_webhook import (
     AcceptedSecrets,
     IngestOutcome,
@@ -31,6 +32,10 @@ from fanfare_sync.logic.verify_signature import decode_woocommerce_secret
 from fanfare_sync.models.queue_message import Platform
 
 WEBHOOKS_METRIC = "Webhooks"
+# Signed webhooks we could not use: a storefront or platform problem someone must look at. Emitted with
+# the `service` dimension only, so one alarm covers both platforms.
+DATA_PROBLEMS_METRIC = "WebhookDataProblems"
+_DATA_PROBLEMS = frozenset({IngestOutcome.MALFORMED.value, IgnoreReason.INCOMPLETE_FANFARE_DATA.value})
 
 _SECRET_ENV = {
     Platform.SHOPIFY: "SHOPIFY_WEBHOOK_SECRET_ARN",
@@ -112,6 +117,9 @@ class WebhookEndpoint:
         self._metrics.add_dimension(name="platform", value=self.platform.platform.value)
         self._metrics.add_dimension(name="outcome", value=outcome)
         self._metrics.add_metric(name=WEBHOOKS_METRIC, unit=MetricUnit.Count, value=1)
+        if outcome in _DATA_PROBLEMS:
+            with single_metric(name=DATA_PROBLEMS_METRIC, unit=MetricUnit.Count, value=1):
+                pass
 
 
 def _json_response(status_code: int, body: dict[str, str]) -> Response[Any]:
