@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from fanfare_sync_cli.commands.dlq import dlq
 from fanfare_sync_cli.commands.local import local
+from fanfare_sync_cli.commands.orders import orders
+from fanfare_sync_cli.commands.send import send
 
 
 @click.group()
@@ -14,6 +17,9 @@ def main() -> None:
 
 
 main.add_command(local)
+main.add_command(send)
+main.add_command(orders)
+main.add_command(dlq)
 
 
 if __name__ == "__main__":

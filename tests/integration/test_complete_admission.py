@@ -490,3 +490,37 @@ def test_fanfare_secret_never_appears_in_logs_records_or_queues(
     everything.append(json.dumps(harness.sandbox.requests()))
     assert "order event processed" in everything[0]  # the log capture works
     assert canary not in "".join(everything)
+
+
+def test_paid_message_without_admissions_goes_to_the_dlq_not_pending_for_ever(harness: Harness) -> None:
+    harness.send(paid_message(admissions=[]))
+    harness.poll()
+    assert harness.order() == (None, [])
+    [parked] = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert parked["MessageAttributes"]["failureReason"]["StringValue"] == "paid order without admissions"
+    assert harness.sandbox.requests() == []
+
+
+def test_a_redriven_failed_order_records_the_resumption_and_keeps_counting_attempts(harness: Harness) -> None:
+    # Given an order that failed permanently and sits in the DLQ
+    harness.sandbox.set_faults(rules=[{"distribution_id": "queue_01", "status": 404}])
+    harness.send(paid_message())
+    harness.poll()
+    # When the cause is fixed and an operator moves the message back
+    harness.sandbox.clear_faults()
+    [parked] = harness.sqs.receive_message(QueueUrl=harness.dlq_url)["Messages"]
+    harness.sqs.send_message(QueueUrl=harness.queue_url, MessageBody=parked["Body"])
+    harness.poll()
+    # Then the order completes, and its history tells the whole story
+    order, history = harness.order()
+    assert order is not None
+    assert (order["syncStatus"], int(order["attempts"])) == ("synced", 2)
+    assert [e["event"] for e in history] == [
+        "order_received",
+        "fanfare_sync_failed",
+        "fanfare_sync_resumed",
+        "fanfare_admission_completed",
+    ]
+    assert history[2]["data"]["previousError"].startswith("HTTP 404")

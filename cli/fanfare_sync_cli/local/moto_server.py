@@ -18,6 +18,17 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+# moto runs in its own session (so a terminal's Ctrl-C reaches only the runtime, which stops it last); on
+# Linux it also asks the kernel to end it if the runtime itself is killed, so no server is left behind.
+_RUN_MOTO_TIED_TO_PARENT = """
+import ctypes, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+from moto.server import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
@@ -41,7 +52,7 @@ class MotoServer:
     def start(self, timeout_seconds: float = 30.0) -> MotoServer:
         self._log = self._log_path.open("ab") if self._log_path else None
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-c", _RUN_MOTO_TIED_TO_PARENT, "-H", self.host, "-p", str(self.port)],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
             # Its own session: a terminal's Ctrl-C reaches only the runtime, which stops moto last.

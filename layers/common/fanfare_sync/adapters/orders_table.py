@@ -128,7 +128,20 @@ class OrdersTable:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise OrdersTableUnavailableError(type(error).__name__) from error
             existing = _unmarshal(error.response.get("Item") or {}) or self._get_order(key)
-            return _order_state(key, existing)
+            state = _order_state(key, existing)
+            if state.sync_status is SyncStatus.FAILED:
+                # A redrive or a requeue brought a failed order back: say so in its history.
+                self._put_event(
+                    key,
+                    OrderEventName.SYNC_RESUMED,
+                    now,
+                    {
+                        "topic": message.topic,
+                        "deliveryId": message.deliveryId,
+                        "previousError": existing.get("lastError"),
+                    },
+                )
+            return state
         self._put_event(
             key,
             OrderEventName.ORDER_RECEIVED,
@@ -159,20 +172,21 @@ class OrdersTable:
     ) -> None:
         state.admissions[index].state = AdmissionState.COMPLETED
         synced = not state.pending_indexes
-        update = (
-            f"SET admissions[{index}].#state = :completed, admissions[{index}].completedAt = :now, "
-            "updatedAt = :now, attempts = :attempt"
-        )
-        values: dict[str, Any] = {
-            ":completed": AdmissionState.COMPLETED.value,
-            ":now": now,
-            ":attempt": attempt,
-        }
+        assignments = [
+            f"admissions[{index}].#state = :completed",
+            f"admissions[{index}].completedAt = :now",
+            "updatedAt = :now",
+        ]
+        values: dict[str, Any] = {":completed": AdmissionState.COMPLETED.value, ":now": now, ":one": 1}
+        removals = ""
         if synced:
             # Leaving the sparse index is what tells the stale-order monitor this order is done.
-            update += ", syncStatus = :synced, syncedAt = :now REMOVE unsyncedShard, unsyncedSince, lastError"
+            assignments += ["syncStatus = :synced", "syncedAt = :now"]
             values[":synced"] = SyncStatus.SYNCED.value
+            removals = " REMOVE unsyncedShard, unsyncedSince, lastError"
             state.sync_status = SyncStatus.SYNCED
+        # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
+        update = f"SET {', '.join(assignments)} ADD attempts :one{removals}"
         self._update_order(state.key, update, values, {"#state": "state"})
         admission = state.admissions[index]
         self._put_event(
@@ -192,8 +206,9 @@ class OrdersTable:
     def record_retry(self, key: OrderKey, attempt: int, reason: str, delay_seconds: int, now: str) -> None:
         self._update_order(
             key,
-            "SET lastError = :reason, attempts = :attempt, updatedAt = :now",
-            {":reason": reason, ":attempt": attempt, ":now": now},
+            # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
+            "SET lastError = :reason, updatedAt = :now ADD attempts :one",
+            {":reason": reason, ":one": 1, ":now": now},
         )
         self._put_event(
             key,
@@ -203,32 +218,31 @@ class OrdersTable:
         )
 
     def record_failed(
-        self, state: OrderState, attempt: int, reason: str, now: str, *, index: int | None
+        self,
+        state: OrderState,
+        attempt: int,
+        reason: str,
+        now: str,
+        *,
+        index: int | None,
+        attempted: bool = True,
     ) -> None:
-        """The order stays in the unsynced index: a failed order is still an unsynced order."""
-        update = ", ".join(
-            (
-                "SET syncStatus = :failed",
-                "lastError = :reason",
-                "attempts = :attempt",
-                "failedAt = :now",
-                "updatedAt = :now",
-            )
-        )
+        """The order stays in the unsynced index: a failed order is still an unsynced order.
+
+        `attempted` is False when the request was refused before any call (it is not a Fanfare attempt).
+        """
+        assignments = ["syncStatus = :failed", "lastError = :reason", "failedAt = :now", "updatedAt = :now"]
+        values: dict[str, Any] = {":failed": SyncStatus.FAILED.value, ":reason": reason, ":now": now}
         names: dict[str, str] = {}
         if index is not None:
-            update += f", admissions[{index}].#state = :admission_failed"
+            assignments.append(f"admissions[{index}].#state = :admission_failed")
+            values[":admission_failed"] = AdmissionState.FAILED.value
             names["#state"] = "state"
             state.admissions[index].state = AdmissionState.FAILED
-        values = {
-            ":failed": SyncStatus.FAILED.value,
-            ":reason": reason,
-            ":attempt": attempt,
-            ":now": now,
-            ":admission_failed": AdmissionState.FAILED.value,
-        }
-        if index is None:
-            values.pop(":admission_failed")
+        update = f"SET {', '.join(assignments)}"
+        if attempted:
+            update += " ADD attempts :one"
+            values[":one"] = 1
         self._update_order(state.key, update, values, names)
         state.sync_status = SyncStatus.FAILED
         self._put_event(state.key, OrderEventName.SYNC_FAILED, now, {"attempt": attempt, "reason": reason})

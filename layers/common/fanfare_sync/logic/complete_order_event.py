@@ -67,7 +67,14 @@ class OrderRepository(Protocol):
     ) -> None: ...
 
     def record_failed(
-        self, state: OrderState, attempt: int, reason: str, now: str, *, index: int | None
+        self,
+        state: OrderState,
+        attempt: int,
+        reason: str,
+        now: str,
+        *,
+        index: int | None,
+        attempted: bool = True,
     ) -> None: ...
 
     def record_lifecycle(self, message: OrderMessage, now: str) -> bool: ...
@@ -92,6 +99,11 @@ class OrderEventHandler:
         if message.kind is not OrderEventKind.PAID:
             recorded = self.orders.record_lifecycle(message, self.now())
             return RecordReport(RecordResult.RECORDED if recorded else RecordResult.IGNORED)
+        if not message.admissions:
+            # The webhooks never queue one; a hand-made or corrupted message would leave the order pending
+            # for ever, so it goes to the DLQ for a human instead.
+            self.dead_letters.park_in_dlq(body, "paid order without admissions", attempt)
+            return RecordReport(RecordResult.FAILED_PERMANENTLY, detail="paid order without admissions")
 
         state = self.orders.record_paid(message, self.now())
         if state.sync_status is SyncStatus.SYNCED:
@@ -104,7 +116,7 @@ class OrderEventHandler:
             except (UnknownDistributionType, ValidationError) as error:
                 # Rejected before any call: no retry can turn an unknown type into a known one.
                 reason = _invalid_request_reason(error)
-                return self._fail(state, index, body, attempt, reason, report)
+                return self._fail(state, index, body, attempt, reason, report, attempted=False)
             result = self.completer.complete(request)
             report.completions.append(result)
             if result.is_success:
@@ -127,9 +139,17 @@ class OrderEventHandler:
         return report
 
     def _fail(
-        self, state: OrderState, index: int | None, body: str, attempt: int, reason: str, report: RecordReport
+        self,
+        state: OrderState,
+        index: int | None,
+        body: str,
+        attempt: int,
+        reason: str,
+        report: RecordReport,
+        *,
+        attempted: bool = True,
     ) -> RecordReport:
-        self.orders.record_failed(state, attempt, reason, self.now(), index=index)
+        self.orders.record_failed(state, attempt, reason, self.now(), index=index, attempted=attempted)
         self.dead_letters.park_in_dlq(body, reason, attempt)
         report.result = RecordResult.FAILED_PERMANENTLY
         report.detail = reason

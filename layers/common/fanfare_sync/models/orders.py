@@ -26,6 +26,7 @@ class OrderEventName(StrEnum):
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REFUNDED = "order_refunded"
     ORDER_REQUEUED = "order_requeued"
+    SYNC_RESUMED = "fanfare_sync_resumed"
 
 
 @dataclass(frozen=True)
