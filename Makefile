@@ -3,12 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 PORT ?= 3000
+# make deploy ENV=prod: a samconfig.toml environment (staging is its `default`).
+ENV ?= staging
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test lint fmt typecheck template-lint unit build clean bench events
+.PHONY: help install run test lint fmt typecheck template-lint unit build deploy clean bench events fuzz reliability-report
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,7 +29,15 @@ $(SAM_VENV)/bin/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
 	@touch $@
 
-install: $(BIN)/.installed $(SAM_VENV)/bin/.installed  ## create .venv (project) and .venv-sam (SAM CLI)
+$(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	@touch $@
+
+TOOLS := $(BIN)/.installed $(SAM_VENV)/bin/.installed $(CHECKOV_VENV)/bin/.installed
+
+install: $(TOOLS)  ## create .venv (project), .venv-sam (SAM CLI) and .venv-checkov (IaC scanner)
 
 run: $(BIN)/.installed  ## start the whole bundle locally (moto server + webhook routes on PORT)
 	$(BIN)/fanfare-sync local --port $(PORT)
@@ -53,15 +64,24 @@ template-lint: $(BIN)/.installed $(SAM_VENV)/bin/.installed  ## cfn-lint and sam
 unit: $(BIN)/.installed  ## tests only, no linters
 	$(BIN)/pytest
 
-test: $(BIN)/.installed $(SAM_VENV)/bin/.installed  ## everything CI runs: lint, types, template checks, all tests
+test: $(TOOLS)  ## everything CI runs: lint, types, template checks, checkov, all tests
 	$(MAKE) --no-print-directory lint typecheck template-lint
-	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/pytest
+	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest
 
 build: $(SAM_VENV)/bin/.installed  ## sam build without Docker (makefile build method, arm64 / python3.13)
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" sam build --template template.yaml
 
+deploy: $(BIN)/.installed $(SAM_VENV)/bin/.installed  ## sam build + sam deploy (ENV=staging|prod, DRY_RUN=1 prints the commands, YES=1 skips the change-set prompt)
+	@$(BIN)/python scripts/deploy.py --env "$(ENV)" --sam $(SAM_VENV)/bin/sam $(if $(DRY_RUN),--dry-run) $(if $(YES),--yes)
+
+fuzz: $(BIN)/.installed  ## fuzz both webhook handlers with 100,000 mutated inputs (COUNT=..., SEED=...)
+	$(BIN)/python -m tests.fuzz.fuzz_webhooks --count $(or $(COUNT),100000) $(if $(SEED),--seed $(SEED))
+
+reliability-report: $(BIN)/.installed  ## rerun the reliability suite and write its table into README.md
+	UPDATE_README=1 $(BIN)/pytest tests/reliability -q
+
 clean:  ## remove build output and virtualenvs
-	rm -rf .aws-sam $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 events: $(BIN)/.installed  ## regenerate the signed sample events in events/
 	$(BIN)/python scripts/generate_events.py

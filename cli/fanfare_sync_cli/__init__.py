@@ -1,4 +1,5 @@
-"""Operator tooling for fanfare-sync: the local runtime and the `fanfare-sync` CLI.
+"""Operator tooling for fanfare-sync: the local runtime, the Fanfare sandbox and the `fanfare-sync` CLI.
 
-Never shipped to Lambda.
+Never part of the runtime layer. Only the sandbox package is deployed, as its own function, and only
+when a staging stack asks for it (DeployFanfareSandbox=true).
 """

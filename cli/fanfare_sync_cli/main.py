@@ -7,6 +7,7 @@ import click
 from fanfare_sync_cli.commands.dlq import dlq
 from fanfare_sync_cli.commands.local import local
 from fanfare_sync_cli.commands.orders import orders
+from fanfare_sync_cli.commands.secrets import secrets
 from fanfare_sync_cli.commands.send import send
 
 
@@ -20,6 +21,7 @@ main.add_command(local)
 main.add_command(send)
 main.add_command(orders)
 main.add_command(dlq)
+main.add_command(secrets)
 
 
 if __name__ == "__main__":

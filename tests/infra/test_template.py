@@ -202,7 +202,14 @@ def test_every_table_is_encrypted_and_on_demand(template: dict[str, Any]) -> Non
 
 def test_consumer_talks_to_the_configured_fanfare(template: dict[str, Any]) -> None:
     variables = functions(template)["CompleteAdmissionFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["FANFARE_API_URL"] == {"Ref": "FanfareApiUrl"}
+    # The staging sandbox, when deployed, stands in for Fanfare; otherwise the configured API.
+    assert variables["FANFARE_API_URL"] == {
+        "Fn::If": [
+            "WithFanfareSandbox",
+            {"Fn::GetAtt": ["FanfareSandboxFunctionUrl", "FunctionUrl"]},
+            {"Ref": "FanfareApiUrl"},
+        ]
+    }
     assert variables["FANFARE_AUTH_STYLE"] == {"Ref": "FanfareAuthStyle"}
     assert template["Parameters"]["FanfareAuthStyle"]["AllowedValues"] == ["headers", "bearer"]
 

@@ -3,6 +3,10 @@
 moto's own CloudFormation skips AWS::SecretsManager::Secret (and every AWS::Serverless::* type), so this
 small provisioner reads template.yaml itself, resolves the intrinsics the template uses, and fails loudly
 on anything it does not understand instead of silently creating less than the template says.
+
+Conditions are evaluated as CloudFormation does, for the parameter values given: a resource whose
+Condition is false is not created (and cannot be referenced), and Fn::If picks its branch (AWS::NoValue
+removes the property), so the local stack is the one `sam deploy` would create with the same parameters.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanfare_sync_cli.local.template import TemplateError
+from fanfare_sync_cli.local.template import (
+    TemplateError,
+    condition_holds,
+    evaluate_conditions,
+    template_parameters,
+)
 
 ACCOUNT_ID = "123456789012"
 
@@ -55,9 +64,25 @@ class ProvisionedStack:
     parameters: dict[str, str]
     skipped: dict[str, str]
     local_refs: dict[str, str] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
-        return _Resolver(self).resolve(value)
+        resolved = _Resolver(self).resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def outputs(self, template: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """(values of the outputs that exist for these conditions and resolve locally, why the others
+        cannot be given locally). An output whose Condition is false is in neither: it does not exist."""
+        values: dict[str, str] = {}
+        unavailable: dict[str, str] = {}
+        for name, output in template.get("Outputs", {}).items():
+            if not condition_holds(output, self.conditions):
+                continue
+            try:
+                values[name] = str(self.resolve(output["Value"]))
+            except TemplateError as error:
+                unavailable[name] = str(error)
+        return values, unavailable
 
     def ref(self, logical_id: str) -> str:
         return self.resources[logical_id].ref
@@ -75,13 +100,17 @@ def provision(
 
     `secret_values` gives the value of a secret by logical id; other secrets get their template value.
     """
-    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
-    parameters.update(parameter_overrides or {})
+    parameters = template_parameters(template, parameter_overrides)
     stack = ProvisionedStack(stack_name, region, {}, parameters, {})
+    stack.conditions = evaluate_conditions(template, {**_pseudo_parameters(stack), **parameters})
     resources = template["Resources"]
     for logical_id in _creation_order(resources):
         resource = resources[logical_id]
         kind = resource.get("Type", "")
+        if not condition_holds(resource, stack.conditions):
+            # Not deployed with these parameters: nothing to create, and nothing may refer to it.
+            stack.skipped[logical_id] = f"condition {resource['Condition']} is false"
+            continue
         creator = _CREATORS.get(kind)
         if kind in _LOCAL_REFS:
             stack.local_refs[logical_id] = _LOCAL_REFS[kind](logical_id)
@@ -134,19 +163,37 @@ def _references(value: Any) -> set[str]:
     return found
 
 
+def _pseudo_parameters(stack: ProvisionedStack) -> dict[str, str]:
+    return {
+        "AWS::StackName": stack.stack_name,
+        "AWS::Region": stack.region,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+
+# What `!Ref AWS::NoValue` resolves to: the property (or list item) holding it is removed.
+_NO_VALUE: Any = object()
+
+
 class _Resolver:
     def __init__(self, stack: ProvisionedStack) -> None:
         self._stack = stack
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in (self.resolve(item) for item in value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return _NO_VALUE
             if key == "Ref":
                 return self._ref(arg)
+            if key == "Fn::If":
+                return self.resolve(self._if(arg))
             if key == "Fn::GetAtt":
                 return self._get_att(arg[0], arg[1])
             if key == "Fn::Sub":
@@ -155,16 +202,20 @@ class _Resolver:
                 return str(arg[0]).join(str(self.resolve(part)) for part in arg[1])
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not emulated locally")
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def _if(self, arg: Any) -> Any:
+        """Only the chosen branch is resolved: the other may name a resource that does not exist."""
+        if not isinstance(arg, list) or len(arg) != 3:
+            raise TemplateError(f"Fn::If needs [condition, value if true, value if false], not {arg!r}")
+        name, when_true, when_false = arg
+        if name not in self._stack.conditions:
+            raise TemplateError(f"Fn::If names condition {name!r}, which is not defined in Conditions")
+        return when_true if self._stack.conditions[name] else when_false
 
     def _ref(self, name: str) -> str:
-        pseudo = {
-            "AWS::StackName": self._stack.stack_name,
-            "AWS::Region": self._stack.region,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
+        pseudo = _pseudo_parameters(self._stack)
         if name in pseudo:
             return pseudo[name]
         if name in self._stack.parameters:

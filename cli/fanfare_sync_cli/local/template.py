@@ -5,6 +5,7 @@ Local and deployed cannot drift because everything here is read from the same te
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,82 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
     return document
 
 
+def template_parameters(
+    template: dict[str, Any], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Every parameter's value: its default, unless overridden (as `sam deploy --parameter-overrides`)."""
+    parameters = {
+        name: _as_text(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
+    }
+    parameters.update(overrides or {})
+    return parameters
+
+
+def evaluate_conditions(template: dict[str, Any], values: Mapping[str, str]) -> dict[str, bool]:
+    """Every entry of the template's Conditions section, evaluated as CloudFormation does.
+
+    `values` gives what `Ref` means here (parameters and pseudo parameters). Fn::Equals, Fn::Not, Fn::And,
+    Fn::Or and {"Condition": name} are understood; anything else is refused rather than guessed.
+    """
+    definitions: dict[str, Any] = template.get("Conditions", {})
+    results: dict[str, bool] = {}
+    visiting: set[str] = set()
+
+    def condition(name: Any) -> bool:
+        if not isinstance(name, str) or name not in definitions:
+            raise TemplateError(f"condition {name!r} is not defined in Conditions")
+        if name not in results:
+            if name in visiting:
+                raise TemplateError(f"condition {name} refers to itself")
+            visiting.add(name)
+            results[name] = evaluate(definitions[name])
+            visiting.discard(name)
+        return results[name]
+
+    def evaluate(expression: Any) -> bool:
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((key, arg),) = expression.items()
+            if key == "Condition":
+                return condition(arg)
+            if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+                return value(arg[0]) == value(arg[1])
+            if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+                return not evaluate(arg[0])
+            if key in ("Fn::And", "Fn::Or") and isinstance(arg, list) and arg:
+                # Every operand is evaluated (no short circuit), so a malformed one fails loudly locally too.
+                operands = [evaluate(item) for item in arg]
+                return all(operands) if key == "Fn::And" else any(operands)
+        raise TemplateError(f"condition expression {expression!r} is not emulated locally")
+
+    def value(expression: Any) -> str:
+        if isinstance(expression, dict):
+            if set(expression) == {"Ref"} and expression["Ref"] in values:
+                return values[expression["Ref"]]
+            raise TemplateError(f"{expression!r} in a condition is not emulated locally")
+        return _as_text(expression)
+
+    for name in definitions:
+        condition(name)
+    return results
+
+
+def condition_holds(entry: Mapping[str, Any], conditions: Mapping[str, bool]) -> bool:
+    """Whether a resource or output (with its optional `Condition`) exists for these conditions."""
+    name = entry.get("Condition")
+    if name is None:
+        return True
+    if name not in conditions:
+        raise TemplateError(f"condition {name!r} is not defined in Conditions")
+    return conditions[name]
+
+
+def _as_text(value: Any) -> str:
+    # CloudFormation compares strings: YAML's unquoted true/false/numbers mean their text.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class HttpRoute:
     method: str
@@ -91,12 +168,19 @@ class FunctionSpec:
         return self.handler.rpartition(".")[2]
 
 
-def function_specs(template: dict[str, Any], root: Path = PROJECT_ROOT) -> list[FunctionSpec]:
+def function_specs(
+    template: dict[str, Any], root: Path = PROJECT_ROOT, parameters: Mapping[str, str] | None = None
+) -> list[FunctionSpec]:
+    """The functions that exist for these parameter values (default: the template's defaults): a function
+    whose Condition is false is not deployed, so it is not run locally either."""
     globals_ = template.get("Globals", {}).get("Function", {})
     global_env = globals_.get("Environment", {}).get("Variables", {})
+    conditions = evaluate_conditions(template, template_parameters(template, parameters))
     specs: list[FunctionSpec] = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        if not condition_holds(resource, conditions):
             continue
         props = resource.get("Properties", {})
         env = {**global_env, **props.get("Environment", {}).get("Variables", {})}

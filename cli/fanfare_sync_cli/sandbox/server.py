@@ -1,4 +1,4 @@
-"""A local stand-in for Fanfare's admission-completion API, with fault injection (stdlib only).
+"""A stand-in for Fanfare's admission-completion API, with fault injection (stdlib only).
 
 It follows the contract fanfare-sync codes against (DESIGN.md "Completion", fanfare-api.md §1 and §3):
 
@@ -15,9 +15,15 @@ Fanfare's undocumented corners are not guessed at beyond that: this server exist
 handling of every answer class (success, already completed, retryable, permanent, misconfiguration,
 lost responses), which is why the fault injection is the larger part of it.
 
-Control API (no auth: it binds to loopback and is a test tool), all JSON:
-`GET /_sandbox/health`, `GET /_sandbox/requests`, `GET /_sandbox/completions`, `POST /_sandbox/reset`,
-`GET|PUT|DELETE /_sandbox/faults`, `GET|PUT /_sandbox/settings` (`{"repeat_completion": "conflict"|"ok"}`).
+Control API, all JSON: `GET /_sandbox/health`, `GET /_sandbox/requests`, `GET /_sandbox/completions`,
+`POST /_sandbox/reset`, `GET|PUT|DELETE /_sandbox/faults`, `GET|PUT /_sandbox/settings`
+(`{"repeat_completion": "conflict"|"ok"}`). Locally it needs no auth (it binds to loopback and is a test
+tool); deployed (`control_requires_auth`), every control route but health needs the Fanfare credentials.
+
+Layout: `SandboxApp.handle(method, path, headers, body)` is the whole contract, a plain function of the
+request. `FanfareSandbox` serves it with the stdlib HTTP server and in-memory state (`MemoryStore`);
+`lambda_handler.py` serves it from a Lambda function URL with state in DynamoDB (`dynamodb_store.py`), so
+the local and the deployed staging sandbox cannot drift apart.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypedDict, cast
+from typing import Any, Final, Literal, Protocol, Self, TypedDict, cast
 from urllib.parse import unquote, urlsplit
 
 LOG = logging.getLogger(__name__)
@@ -57,13 +64,14 @@ SEGMENT_TO_TYPE: Final[Mapping[str, str]] = {
 }
 _COMPLETE_PATH: Final = re.compile(r"^/(queues|draws|auctions|timed-releases)/([^/]+)/complete/?$")
 _RANDOM_ERROR_STATUSES: Final = (500, 502, 503)
-_MAX_BODY_BYTES: Final = 1024 * 1024
+MAX_BODY_BYTES: Final = 1024 * 1024
 # Records are bounded so a long `make run` session cannot grow without limit; tests are far below it.
-_MAX_RECORDS: Final = 10_000
+MAX_RECORDS: Final = 10_000
 _REDACTED: Final = "[REDACTED]"
 _SECRET_HEADERS: Final = frozenset({"x-secret-key", "authorization", "proxy-authorization", "cookie"})
 # An idle keep-alive connection is closed after this, so abandoned clients do not pin handler threads.
 _IDLE_CONNECTION_SECONDS: Final = 60.0
+_HEALTH_PATH: Final = "/_sandbox/health"
 
 RepeatCompletion = Literal["conflict", "ok"]
 
@@ -218,40 +226,234 @@ def _flag(raw: Mapping[str, object], key: str) -> bool:
     return value
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
-class _InjectedFault:
+class InjectedFault:
     status: int
     label: str
     rule: FaultRule | None = None
 
 
-class _SandboxState:
-    """Everything the handler threads share, behind one lock (requests are concurrent)."""
+def choose_fault(
+    faults: Faults, dice: random.Random, distribution_id: str, consumer_id: str
+) -> tuple[InjectedFault | None, bool]:
+    """The first matching rule, else the random error rate, else None; and whether a rule's `times` was used
+    up (the caller must then store `faults`, which this mutates)."""
+    for rule in faults.rules:
+        if rule.matches(distribution_id, consumer_id):
+            if rule.times is not None:
+                rule.times -= 1
+            label = "timeout" if rule.timeout else f"rule:{rule.status}"
+            if rule.fail_after_complete:
+                label = f"fail_after_complete:{label}"
+            return InjectedFault(rule.status, label, rule), rule.times is not None
+    if faults.error_rate > 0 and dice.random() < faults.error_rate:
+        status = dice.choice(_RANDOM_ERROR_STATUSES)
+        return InjectedFault(status, f"error_rate:{status}"), False
+    return None, False
+
+
+# ---------------------------------------------------------------------------------------------- state
+class SandboxStore(Protocol):
+    """Where the sandbox keeps what it was sent and what it was told. Every method is safe to call from
+    concurrent requests (threads locally, separate Lambda instances deployed)."""
+
+    def allocate_request_id(self) -> int: ...
+
+    def record(self, entry: RecordedRequest) -> None: ...
+
+    def annotate(self, entry: RecordedRequest, *, status: int | None, fault: str | None) -> None: ...
+
+    def faults(self) -> Faults: ...
+
+    def set_faults(self, faults: Faults) -> None: ...
+
+    def pick_fault(self, distribution_id: str, consumer_id: str) -> InjectedFault | None: ...
+
+    def complete(
+        self,
+        distribution_type: str,
+        distribution_id: str,
+        consumer_id: str,
+        metadata: dict[str, Any] | None,
+        request_id: int,
+    ) -> tuple[RecordedCompletion, bool]:
+        """Record a completion once; returns (the completion, whether this call was the first)."""
+        ...
+
+    def repeat_completion(self) -> RepeatCompletion: ...
+
+    def set_repeat_completion(self, mode: RepeatCompletion) -> None: ...
+
+    def reset(self) -> None:
+        """Forget requests, completions and faults; settings go back to their defaults."""
+        ...
+
+    def requests(self) -> list[RecordedRequest]: ...
+
+    def completions(self) -> list[RecordedCompletion]: ...
+
+
+class MemoryStore:
+    """In-process state behind one lock (the local sandbox's requests are concurrent threads)."""
+
+    def __init__(self, repeat_completion: RepeatCompletion = "conflict") -> None:
+        self._lock = threading.Lock()
+        self._default_repeat_completion: RepeatCompletion = repeat_completion
+        self._repeat_completion: RepeatCompletion = repeat_completion
+        self._faults = Faults()
+        self._dice = random.Random()  # noqa: S311 - fault dice, not cryptography
+        self._requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDS)
+        self._completions: dict[tuple[str, str, str], RecordedCompletion] = {}
+        self._next_request_id = 1
+
+    def allocate_request_id(self) -> int:
+        with self._lock:
+            request_id = self._next_request_id
+            self._next_request_id += 1
+            return request_id
+
+    def record(self, entry: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(entry)
+
+    def annotate(self, entry: RecordedRequest, *, status: int | None, fault: str | None) -> None:
+        # Under the lock because snapshots deep-copy the same dicts from other threads.
+        with self._lock:
+            entry["status"] = status
+            entry["fault"] = fault
+
+    def faults(self) -> Faults:
+        with self._lock:
+            return copy.deepcopy(self._faults)
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            if faults.seed is not None:
+                self._dice.seed(faults.seed)
+
+    def pick_fault(self, distribution_id: str, consumer_id: str) -> InjectedFault | None:
+        with self._lock:
+            fault, _ = choose_fault(self._faults, self._dice, distribution_id, consumer_id)
+            return fault
+
+    def complete(
+        self,
+        distribution_type: str,
+        distribution_id: str,
+        consumer_id: str,
+        metadata: dict[str, Any] | None,
+        request_id: int,
+    ) -> tuple[RecordedCompletion, bool]:
+        key = (distribution_type, distribution_id, consumer_id)
+        with self._lock:
+            existing = self._completions.get(key)
+            if existing is not None:
+                return copy.deepcopy(existing), False
+            completion: RecordedCompletion = {
+                "distribution_type": distribution_type,
+                "distribution_id": distribution_id,
+                "consumer_id": consumer_id,
+                "metadata": metadata,
+                "completed_at": now_iso(),
+                "request_id": request_id,
+            }
+            self._completions[key] = completion
+            return copy.deepcopy(completion), True
+
+    def repeat_completion(self) -> RepeatCompletion:
+        with self._lock:
+            return self._repeat_completion
+
+    def set_repeat_completion(self, mode: RepeatCompletion) -> None:
+        with self._lock:
+            self._repeat_completion = mode
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._completions.clear()
+            self._faults = Faults()
+            self._repeat_completion = self._default_repeat_completion
+
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return copy.deepcopy(list(self._requests))
+
+    def completions(self) -> list[RecordedCompletion]:
+        with self._lock:
+            return copy.deepcopy(list(self._completions.values()))
+
+
+class SandboxCredentials(Protocol):
+    """The one org id and secret key the sandbox accepts."""
+
+    @property
+    def org_id(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
+
+    def refresh(self) -> bool:
+        """Re-read them if they may have changed (a rotation); True when a re-read happened."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticCredentials:
+    org_id: str
+    secret_key: str
+
+    def refresh(self) -> bool:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- the contract
+@dataclass(frozen=True)
+class SandboxResponse:
+    """What to answer. `hang_up`: the timeout fault — the client must get no answer at all (the HTTP server
+    drops the connection; Lambda, which cannot, answers 504 long after the client gave up)."""
+
+    status: int
+    payload: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    hang_up: bool = False
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+
+class SandboxApp:
+    """The sandbox as a function of the request: `handle(method, path, headers, body) -> SandboxResponse`.
+
+    `wait(seconds)` sleeps for latency and timeout faults (the local server passes an Event's wait, so
+    stopping wakes every held request at once).
+    """
 
     def __init__(
-        self, org_id: str, secret_key: str, hold_seconds: float, repeat_completion: RepeatCompletion
+        self,
+        store: SandboxStore,
+        credentials: SandboxCredentials,
+        *,
+        hold_seconds: float = DEFAULT_HOLD_SECONDS,
+        wait: Callable[[float], object] = time.sleep,
+        control_requires_auth: bool = False,
     ) -> None:
-        self.org_id = org_id
-        self.secret_key = secret_key
+        self.store = store
+        self.credentials = credentials
         self.hold_seconds = hold_seconds
-        self.default_repeat_completion: RepeatCompletion = repeat_completion
-        self.repeat_completion: RepeatCompletion = repeat_completion
-        self.lock = threading.Lock()
-        # Set by stop(): wakes latency sleeps and held (timeout-fault) requests so shutdown is prompt.
-        self.stopping = threading.Event()
-        self.faults = Faults()
-        self.random = random.Random()  # noqa: S311 - fault dice, not cryptography
-        self.requests: deque[RecordedRequest] = deque(maxlen=_MAX_RECORDS)
-        self.completions: dict[tuple[str, str, str], RecordedCompletion] = {}
-        self.next_request_id = 1
-        self.connections: set[socket.socket] = set()
+        self._wait = wait
+        self._control_requires_auth = control_requires_auth
+
+    # --- secrets never leave -------------------------------------------------------------------------------
 
     def redact(self, value: str) -> str:
-        return value.replace(self.secret_key, _REDACTED) if self.secret_key else value
+        key = self.credentials.secret_key
+        return value.replace(key, _REDACTED) if key else value
 
     def scrub(self, value: Any) -> Any:
         """A deep copy of a parsed body with any occurrence of the secret key removed."""
@@ -263,90 +465,227 @@ class _SandboxState:
             return {self.redact(str(key)): self.scrub(item) for key, item in value.items()}
         return value
 
-    def allocate_request_id(self) -> int:
-        with self.lock:
-            request_id = self.next_request_id
-            self.next_request_id += 1
-            return request_id
-
-    def record(self, entry: RecordedRequest) -> None:
-        with self.lock:
-            self.requests.append(entry)
-
-    def annotate(self, entry: RecordedRequest, *, status: int | None, fault: str | None) -> None:
-        # Under the lock because snapshots deep-copy the same dicts from other threads.
-        with self.lock:
-            entry["status"] = status
-            entry["fault"] = fault
-
-    def set_faults(self, faults: Faults) -> None:
-        with self.lock:
-            self.faults = faults
-            if faults.seed is not None:
-                self.random.seed(faults.seed)
-
-    def pick_fault(self, distribution_id: str, consumer_id: str) -> _InjectedFault | None:
-        """The first matching rule (using up one of its `times`), else the random error rate, else None."""
-        with self.lock:
-            for rule in self.faults.rules:
-                if rule.matches(distribution_id, consumer_id):
-                    if rule.times is not None:
-                        rule.times -= 1
-                    label = "timeout" if rule.timeout else f"rule:{rule.status}"
-                    if rule.fail_after_complete:
-                        label = f"fail_after_complete:{label}"
-                    return _InjectedFault(rule.status, label, rule)
-            if self.faults.error_rate > 0 and self.random.random() < self.faults.error_rate:
-                status = self.random.choice(_RANDOM_ERROR_STATUSES)
-                return _InjectedFault(status, f"error_rate:{status}")
-        return None
-
-    def complete(
-        self, distribution_type: str, distribution_id: str, consumer_id: str, metadata: Any, request_id: int
-    ) -> tuple[RecordedCompletion, bool]:
-        """Record a completion once; returns (the completion, whether this call was the first)."""
-        key = (distribution_type, distribution_id, consumer_id)
-        with self.lock:
-            existing = self.completions.get(key)
-            if existing is not None:
-                return copy.deepcopy(existing), False
-            completion: RecordedCompletion = {
-                "distribution_type": distribution_type,
-                "distribution_id": distribution_id,
-                "consumer_id": consumer_id,
-                "metadata": self.scrub(metadata) if isinstance(metadata, dict) else None,
-                "completed_at": _now_iso(),
-                "request_id": request_id,
-            }
-            self.completions[key] = completion
-            return copy.deepcopy(completion), True
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests.clear()
-            self.completions.clear()
-            self.faults = Faults()
-            self.repeat_completion = self.default_repeat_completion
-
     def is_authorised(self, headers: Mapping[str, str]) -> bool:
-        """Either auth style; `headers` has lower-case names."""
+        """Either auth style; `headers` has lower-case names. A rotated key is re-read before refusing."""
+        if self._matches(headers):
+            return True
+        return self.credentials.refresh() and self._matches(headers)
+
+    def _matches(self, headers: Mapping[str, str]) -> bool:
+        expected_org, expected_key = self.credentials.org_id, self.credentials.secret_key
+        if not expected_key:
+            return False  # an unset key must never match an empty header
         org_id = headers.get("x-organization-id")
         key = headers.get("x-secret-key")
         if (
             org_id is not None
             and key is not None
-            and _same(org_id, self.org_id)
-            and _same(key, self.secret_key)
+            and _same(org_id, expected_org)
+            and _same(key, expected_key)
         ):
             return True
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
-        return scheme.lower() == "bearer" and _same(token.strip(), self.secret_key)
+        return scheme.lower() == "bearer" and _same(token.strip(), expected_key)
+
+    # --- dispatch ------------------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SandboxResponse:
+        method = method.upper()
+        path = urlsplit(path).path
+        lower = {name.lower(): value for name, value in headers.items()}
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            return self._control(method, path, lower, body)
+        return self._api(method, path, headers, lower, body)
+
+    def _api(
+        self, method: str, path: str, headers: Mapping[str, str], lower: Mapping[str, str], raw: bytes
+    ) -> SandboxResponse:
+        request_id = self.store.allocate_request_id()
+        entry: RecordedRequest = {
+            "id": request_id,
+            "received_at": now_iso(),
+            "method": method,
+            "path": self.redact(path),
+            "headers": {
+                name: _REDACTED if name.lower() in _SECRET_HEADERS else self.redact(value)
+                for name, value in headers.items()
+            },
+            "body": self.scrub(_parse_json(raw)),
+            "status": None,
+            "fault": None,
+        }
+        # Recorded on arrival (a request held by a timeout fault is visible while it is held); the status
+        # is filled in just before the answer is returned, so a client that has its answer also finds it
+        # recorded, and stays None if the connection is dropped.
+        self.store.record(entry)
+        return self._answer_completion(entry, method, path, lower, raw)
+
+    def _reply(
+        self,
+        entry: RecordedRequest,
+        status: int,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        fault: str | None = None,
+    ) -> SandboxResponse:
+        self.store.annotate(entry, status=status, fault=fault)
+        # X-Request-Id is what Fanfare's error docs say to log (fanfare-api.md §3.1); it ties client logs to
+        # `GET /_sandbox/requests` entries here.
+        request_id = {"X-Request-Id": f"req_sandbox_{entry['id']}"}
+        return SandboxResponse(status, payload, {**request_id, **(headers or {})})
+
+    def _answer_completion(
+        self, entry: RecordedRequest, method: str, path: str, headers: Mapping[str, str], raw: bytes
+    ) -> SandboxResponse:
+        match = _COMPLETE_PATH.fullmatch(path)
+        if match is None:
+            return self._reply(entry, 404, {"error": "not_found", "message": f"No route for {method} {path}"})
+        if method != "POST":
+            return self._reply(
+                entry, 405, {"error": "method_not_allowed", "message": "Use POST"}, {"Allow": "POST"}
+            )
+        latency_ms = self.store.faults().latency_ms
+        if latency_ms:
+            self._wait(latency_ms / 1000.0)
+        if not self.is_authorised(headers):
+            return self._reply(
+                entry, 401, {"error": "unauthorized", "message": "Invalid or missing credentials"}
+            )
+        body = _parse_json(raw)
+        issues = _validate_completion_body(body)
+        if issues:
+            return self._reply(entry, 400, {"error": "validation_error", "issues": issues})
+
+        distribution_type = SEGMENT_TO_TYPE[match.group(1)]
+        distribution_id = unquote(match.group(2))
+        consumer_id: str = body["consumerId"]
+        fault = self.store.pick_fault(distribution_id, consumer_id)
+        rule = fault.rule if fault else None
+        if fault is not None and not (rule and rule.fail_after_complete):
+            # Applied before the completion is recorded: a faulted request does not complete the admission.
+            return self._inject(entry, fault)
+
+        metadata = body.get("metadata")
+        completion, first = self.store.complete(
+            distribution_type,
+            distribution_id,
+            consumer_id,
+            self.scrub(metadata) if isinstance(metadata, dict) else None,
+            entry["id"],
+        )
+        if fault is not None:
+            # "Fanfare completed it but the answer was lost": the exactly-once case.
+            return self._inject(entry, fault)
+        payload = {
+            "status": "COMPLETED",
+            "completedAt": completion["completed_at"],
+            "consumerId": consumer_id,
+            "distributionId": distribution_id,
+        }
+        if first or self.store.repeat_completion() == "ok":
+            return self._reply(entry, 200, payload)
+        return self._reply(
+            entry, 409, {"error": "already_completed", "message": "Admission already completed"}
+        )
+
+    def _inject(self, entry: RecordedRequest, fault: InjectedFault) -> SandboxResponse:
+        rule = fault.rule
+        if rule is not None and rule.timeout:
+            # Hold past any client timeout, then hang up without an answer.
+            self.store.annotate(entry, status=None, fault=fault.label)
+            self._wait(self.hold_seconds)
+            return SandboxResponse(504, {"error": "timeout", "message": "Injected timeout"}, hang_up=True)
+        headers: dict[str, str] = {}
+        if rule is not None and rule.retry_after is not None:
+            # RFC 9110 delta-seconds are whole numbers; round up so the client never retries early.
+            headers["Retry-After"] = str(math.ceil(rule.retry_after))
+        body = rule.body if rule is not None and rule.body is not None else _fault_body(fault.status)
+        return self._reply(entry, fault.status, body, headers, fault=fault.label)
+
+    # --- control API ---------------------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> SandboxResponse:
+        """`/_sandbox/...`: inspect records, reset, and set faults and settings over HTTP."""
+        store = self.store
+        routes: dict[tuple[str, str], Callable[[bytes], tuple[int, Any]]] = {
+            ("GET", _HEALTH_PATH): lambda _: (200, {"status": "ok"}),
+            ("GET", "/_sandbox/requests"): lambda _: (200, {"requests": store.requests()}),
+            ("GET", "/_sandbox/completions"): lambda _: (200, {"completions": store.completions()}),
+            ("POST", "/_sandbox/reset"): self._reset,
+            ("GET", "/_sandbox/faults"): lambda _: (200, store.faults().to_json()),
+            ("PUT", "/_sandbox/faults"): self._put_faults,
+            ("DELETE", "/_sandbox/faults"): self._delete_faults,
+            ("GET", "/_sandbox/settings"): lambda _: (200, self._settings()),
+            ("PUT", "/_sandbox/settings"): self._put_settings,
+        }
+        route_path = path.rstrip("/")
+        route = routes.get((method, route_path))
+        if route is None:
+            known = any(known_path == route_path for _, known_path in routes)
+            status = 405 if known else 404
+            return SandboxResponse(status, {"error": "not_found" if status == 404 else "method_not_allowed"})
+        if self._control_requires_auth and route_path != _HEALTH_PATH and not self.is_authorised(headers):
+            # Deployed, the control API could reset or poison a shared staging sandbox: same keys as the API.
+            return SandboxResponse(
+                401, {"error": "unauthorized", "message": "Invalid or missing credentials"}
+            )
+        try:
+            status, payload = route(raw)
+        except FaultSpecError as exc:
+            status, payload = 400, {"error": "invalid_request", "message": str(exc)}
+        return SandboxResponse(status, payload)
+
+    def _reset(self, _raw: bytes) -> tuple[int, Any]:
+        self.store.reset()
+        return 200, {"status": "reset"}
+
+    def _put_faults(self, raw: bytes) -> tuple[int, Any]:
+        self.store.set_faults(Faults.from_json(_control_json(raw)))
+        return 200, self.store.faults().to_json()
+
+    def _delete_faults(self, _raw: bytes) -> tuple[int, Any]:
+        self.store.set_faults(Faults())
+        return 200, self.store.faults().to_json()
+
+    def _settings(self) -> dict[str, Any]:
+        return {"repeat_completion": self.store.repeat_completion()}
+
+    def _put_settings(self, raw: bytes) -> tuple[int, Any]:
+        apply_settings(self.store, _control_json(raw))
+        return 200, self._settings()
 
 
 def _same(given: str, expected: str) -> bool:
     # Constant time, like a real server should; bytes because compare_digest refuses non-ASCII str.
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        # Kept as text (bounded) so a recorded request still shows what was sent.
+        return raw[:2048].decode("utf-8", errors="replace")
+
+
+def _control_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):
+        raise FaultSpecError("the body must be JSON") from None
+
+
+def apply_settings(store: SandboxStore, raw: object) -> None:
+    if not isinstance(raw, Mapping) or set(raw) - {"repeat_completion"}:
+        raise FaultSpecError('settings must be {"repeat_completion": "conflict" | "ok"}')
+    mode = raw.get("repeat_completion", store.repeat_completion())
+    if mode not in ("conflict", "ok"):
+        raise FaultSpecError('repeat_completion must be "conflict" (409) or "ok" (200 COMPLETED)')
+    store.set_repeat_completion(cast(RepeatCompletion, mode))
 
 
 def _validate_completion_body(body: Any) -> list[dict[str, Any]]:
@@ -390,12 +729,15 @@ def _fault_body(status: int) -> dict[str, Any]:
     return {"status": "COMPLETED"}
 
 
+# ---------------------------------------------------------------------------------------------- HTTP server
 class _SandboxHTTPServer(ThreadingHTTPServer):
     # Handler threads never block interpreter exit; stop() also wakes and disconnects them explicitly.
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], state: _SandboxState) -> None:
-        self.state = state
+    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+        self.app = app
+        self.connections_lock = threading.Lock()
+        self.connections: set[socket.socket] = set()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _SandboxHandler)
 
@@ -414,6 +756,8 @@ class _SandboxHTTPServer(ThreadingHTTPServer):
 
 
 class _SandboxHandler(BaseHTTPRequestHandler):
+    """Bytes in, bytes out: everything in between is `SandboxApp.handle`."""
+
     # HTTP/1.1 keep-alive, so the client's connection pool is exercised as it is against Fanfare.
     protocol_version = "HTTP/1.1"
     server_version = "FanfareSandbox/1"
@@ -421,27 +765,25 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     # Headers and body go out as two writes; without TCP_NODELAY, Nagle plus the client's delayed ACK adds
     # ~40 ms to every keep-alive answer, which would distort latency measurements made against the sandbox.
     disable_nagle_algorithm = True
-    _request_id = 0
-    _entry: RecordedRequest | None = None
 
     @property
-    def state(self) -> _SandboxState:
-        return cast(_SandboxHTTPServer, self.server).state
+    def sandbox_server(self) -> _SandboxHTTPServer:
+        return cast(_SandboxHTTPServer, self.server)
 
     def setup(self) -> None:
         super().setup()
-        with self.state.lock:
-            self.state.connections.add(self.connection)
+        with self.sandbox_server.connections_lock:
+            self.sandbox_server.connections.add(self.connection)
 
     def finish(self) -> None:
-        with self.state.lock:
-            self.state.connections.discard(self.connection)
+        with self.sandbox_server.connections_lock:
+            self.sandbox_server.connections.discard(self.connection)
         with contextlib.suppress(OSError):  # the peer is gone; nothing left to flush to
             super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines and status codes only (never headers), and redacted in case a path carries the key.
-        LOG.info("%s %s", self.address_string(), self.state.redact(format % args))
+        LOG.info("%s %s", self.address_string(), self.sandbox_server.app.redact(format % args))
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -458,38 +800,33 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch()
 
-    # --- plumbing ---------------------------------------------------------------------------------------
-
     def _dispatch(self) -> None:
         raw = self._read_body()
         if raw is None:
             return
-        path = urlsplit(self.path).path
-        if path == "/_sandbox" or path.startswith("/_sandbox/"):
-            _ControlApi(self).handle(path, raw)
-        else:
-            self._handle_api(path, raw)
+        response = self.sandbox_server.app.handle(self.command, self.path, dict(self.headers.items()), raw)
+        if response.hang_up:
+            self.close_connection = True
+            return
+        self._send(response.status, response.body(), response.headers)
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding"):
             # http.server does not decode chunked bodies; every real client here sends Content-Length.
-            self.send_json(411, {"error": "length_required", "message": "Send a Content-Length body"})
+            self._send(411, SandboxResponse(411, _LENGTH_REQUIRED).body())
             self.close_connection = True
             return None
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if not 0 <= length <= _MAX_BODY_BYTES:
-            self.send_json(
-                413 if length > 0 else 400, {"error": "bad_request", "message": "Bad Content-Length"}
-            )
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._send(413 if length > 0 else 400, SandboxResponse(400, _BAD_LENGTH).body())
             self.close_connection = True  # the unread body would corrupt the next request on this connection
             return None
         return self.rfile.read(length) if length else b""
 
-    def send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-        body = json.dumps(payload).encode()
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -502,196 +839,9 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             # The client gave up (its timeout fired) before we answered: nothing to do but drop it.
             self.close_connection = True
 
-    # --- the Fanfare contract ---------------------------------------------------------------------------
 
-    def _handle_api(self, path: str, raw: bytes) -> None:
-        state = self.state
-        request_id = self._request_id = state.allocate_request_id()
-        entry: RecordedRequest = {
-            "id": request_id,
-            "received_at": _now_iso(),
-            "method": self.command,
-            "path": state.redact(path),
-            "headers": {
-                name: _REDACTED if name.lower() in _SECRET_HEADERS else state.redact(value)
-                for name, value in self.headers.items()
-            },
-            "body": state.scrub(_parse_json(raw)),
-            "status": None,
-            "fault": None,
-        }
-        # Recorded on arrival (a request held by a timeout fault is visible while it is held); the status
-        # is filled in just before the answer is written, so a client that has its answer also finds it
-        # recorded, and stays None if the connection is dropped.
-        self._entry = entry
-        state.record(entry)
-        self._answer_completion(path, raw, request_id)
-
-    def _answer_completion(self, path: str, raw: bytes, request_id: int) -> None:
-        state = self.state
-        match = _COMPLETE_PATH.fullmatch(path)
-        if match is None:
-            return self._reply(404, {"error": "not_found", "message": f"No route for {self.command} {path}"})
-        if self.command != "POST":
-            return self._reply(405, {"error": "method_not_allowed", "message": "Use POST"}, {"Allow": "POST"})
-        latency_ms = state.faults.latency_ms
-        if latency_ms:
-            state.stopping.wait(latency_ms / 1000.0)
-        if not state.is_authorised({name.lower(): value for name, value in self.headers.items()}):
-            return self._reply(401, {"error": "unauthorized", "message": "Invalid or missing credentials"})
-        body = _parse_json(raw)
-        issues = _validate_completion_body(body)
-        if issues:
-            return self._reply(400, {"error": "validation_error", "issues": issues})
-
-        distribution_type = SEGMENT_TO_TYPE[match.group(1)]
-        distribution_id = unquote(match.group(2))
-        consumer_id: str = body["consumerId"]
-        fault = state.pick_fault(distribution_id, consumer_id)
-        rule = fault.rule if fault else None
-        if fault is not None and not (rule and rule.fail_after_complete):
-            # Applied before the completion is recorded: a faulted request does not complete the admission.
-            return self._inject(fault)
-
-        completion, first = state.complete(
-            distribution_type, distribution_id, consumer_id, body.get("metadata"), request_id
-        )
-        if fault is not None:
-            # "Fanfare completed it but the answer was lost": the exactly-once case.
-            return self._inject(fault)
-        payload = {
-            "status": "COMPLETED",
-            "completedAt": completion["completed_at"],
-            "consumerId": consumer_id,
-            "distributionId": distribution_id,
-        }
-        if first or state.repeat_completion == "ok":
-            return self._reply(200, payload)
-        return self._reply(409, {"error": "already_completed", "message": "Admission already completed"})
-
-    def _inject(self, fault: _InjectedFault) -> None:
-        rule = fault.rule
-        if rule is not None and rule.timeout:
-            # Hold past any client timeout, then hang up without an answer. stop() ends the wait at once.
-            if self._entry is not None:
-                self.state.annotate(self._entry, status=None, fault=fault.label)
-            self.state.stopping.wait(self.state.hold_seconds)
-            self.close_connection = True
-            return
-        headers: dict[str, str] = {}
-        if rule is not None and rule.retry_after is not None:
-            # RFC 9110 delta-seconds are whole numbers; round up so the client never retries early.
-            headers["Retry-After"] = str(math.ceil(rule.retry_after))
-        body = rule.body if rule is not None and rule.body is not None else _fault_body(fault.status)
-        self._reply(fault.status, body, headers, fault=fault.label)
-
-    def _reply(
-        self, status: int, payload: Any, headers: Mapping[str, str] | None = None, *, fault: str | None = None
-    ) -> None:
-        if self._entry is not None:
-            self.state.annotate(self._entry, status=status, fault=fault)
-        # X-Request-Id is what Fanfare's error docs say to log (fanfare-api.md §3.1); it ties client logs to
-        # `GET /_sandbox/requests` entries here.
-        request_id = {"X-Request-Id": f"req_sandbox_{self._request_id}"}
-        self.send_json(status, payload, {**request_id, **(headers or {})})
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        # Kept as text (bounded) so a recorded request still shows what was sent.
-        return raw[:2048].decode("utf-8", errors="replace")
-
-
-class _ControlApi:
-    """`/_sandbox/...`: inspect records, reset, and set faults and settings over HTTP."""
-
-    def __init__(self, handler: _SandboxHandler) -> None:
-        self.handler = handler
-        self.state = handler.state
-
-    def handle(self, path: str, raw: bytes) -> None:
-        routes: dict[tuple[str, str], Callable[[bytes], tuple[int, Any]]] = {
-            ("GET", "/_sandbox/health"): lambda _: (200, {"status": "ok"}),
-            ("GET", "/_sandbox/requests"): lambda _: (200, {"requests": _snapshot_requests(self.state)}),
-            ("GET", "/_sandbox/completions"): lambda _: (
-                200,
-                {"completions": _snapshot_completions(self.state)},
-            ),
-            ("POST", "/_sandbox/reset"): self._reset,
-            ("GET", "/_sandbox/faults"): lambda _: (200, _snapshot_faults(self.state)),
-            ("PUT", "/_sandbox/faults"): self._put_faults,
-            ("DELETE", "/_sandbox/faults"): self._delete_faults,
-            ("GET", "/_sandbox/settings"): lambda _: (200, _snapshot_settings(self.state)),
-            ("PUT", "/_sandbox/settings"): self._put_settings,
-        }
-        route = routes.get((self.handler.command, path.rstrip("/")))
-        if route is None:
-            known = any(route_path == path.rstrip("/") for _, route_path in routes)
-            status = 405 if known else 404
-            self.handler.send_json(status, {"error": "not_found" if status == 404 else "method_not_allowed"})
-            return
-        try:
-            status, payload = route(raw)
-        except FaultSpecError as exc:
-            status, payload = 400, {"error": "invalid_request", "message": str(exc)}
-        self.handler.send_json(status, payload)
-
-    def _reset(self, _raw: bytes) -> tuple[int, Any]:
-        self.state.reset()
-        return 200, {"status": "reset"}
-
-    def _put_faults(self, raw: bytes) -> tuple[int, Any]:
-        self.state.set_faults(Faults.from_json(_control_json(raw)))
-        return 200, _snapshot_faults(self.state)
-
-    def _delete_faults(self, _raw: bytes) -> tuple[int, Any]:
-        self.state.set_faults(Faults())
-        return 200, _snapshot_faults(self.state)
-
-    def _put_settings(self, raw: bytes) -> tuple[int, Any]:
-        _apply_settings(self.state, _control_json(raw))
-        return 200, _snapshot_settings(self.state)
-
-
-def _control_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
-        raise FaultSpecError("the body must be JSON") from None
-
-
-def _apply_settings(state: _SandboxState, raw: object) -> None:
-    if not isinstance(raw, Mapping) or set(raw) - {"repeat_completion"}:
-        raise FaultSpecError('settings must be {"repeat_completion": "conflict" | "ok"}')
-    mode = raw.get("repeat_completion", state.repeat_completion)
-    if mode not in ("conflict", "ok"):
-        raise FaultSpecError('repeat_completion must be "conflict" (409) or "ok" (200 COMPLETED)')
-    with state.lock:
-        state.repeat_completion = cast(RepeatCompletion, mode)
-
-
-def _snapshot_requests(state: _SandboxState) -> list[RecordedRequest]:
-    with state.lock:
-        return copy.deepcopy(list(state.requests))
-
-
-def _snapshot_completions(state: _SandboxState) -> list[RecordedCompletion]:
-    with state.lock:
-        return copy.deepcopy(list(state.completions.values()))
-
-
-def _snapshot_faults(state: _SandboxState) -> dict[str, Any]:
-    with state.lock:
-        return state.faults.to_json()
-
-
-def _snapshot_settings(state: _SandboxState) -> dict[str, Any]:
-    with state.lock:
-        return {"repeat_completion": state.repeat_completion}
+_LENGTH_REQUIRED: Final = {"error": "length_required", "message": "Send a Content-Length body"}
+_BAD_LENGTH: Final = {"error": "bad_request", "message": "Bad Content-Length"}
 
 
 class FanfareSandbox:
@@ -715,7 +865,15 @@ class FanfareSandbox:
         self.host = host
         self.port = port
         self.org_id = org_id
-        self._state = _SandboxState(org_id, secret_key, hold_seconds, repeat_completion)
+        # Set by stop(): wakes latency sleeps and held (timeout-fault) requests so shutdown is prompt.
+        self._stopping = threading.Event()
+        self._store = MemoryStore(repeat_completion)
+        self._app = SandboxApp(
+            self._store,
+            StaticCredentials(org_id, secret_key),
+            hold_seconds=hold_seconds,
+            wait=self._stopping.wait,
+        )
         self._server: _SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._base_url: str | None = None
@@ -738,8 +896,8 @@ class FanfareSandbox:
         """Bind, serve on a daemon thread, and return the base URL (`http://host:port`)."""
         if self._server is not None:
             return self.base_url
-        self._state.stopping.clear()
-        server = _SandboxHTTPServer((self.host, self.port), self._state)
+        self._stopping.clear()
+        server = _SandboxHTTPServer((self.host, self.port), self._app)
         self.port = int(server.server_address[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._base_url = f"http://{host}:{self.port}"
@@ -757,11 +915,11 @@ class FanfareSandbox:
         server, thread = self._server, self._thread
         if server is None:
             return
-        self._state.stopping.set()
+        self._stopping.set()
         server.shutdown()
         server.server_close()
-        with self._state.lock:
-            connections = list(self._state.connections)
+        with server.connections_lock:
+            connections = list(server.connections)
         for connection in connections:
             # Wakes handler threads blocked reading an idle keep-alive connection.
             with contextlib.suppress(OSError):
@@ -787,25 +945,25 @@ class FanfareSandbox:
 
     def set_faults(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Replace the fault document (same shape as `PUT /_sandbox/faults`); returns it as stored."""
-        self._state.set_faults(Faults.from_json({**(spec or {}), **fields}))
+        self._store.set_faults(Faults.from_json({**(spec or {}), **fields}))
         return self.faults()
 
     def clear_faults(self) -> None:
-        self._state.set_faults(Faults())
+        self._store.set_faults(Faults())
 
     def faults(self) -> dict[str, Any]:
-        return _snapshot_faults(self._state)
+        return self._store.faults().to_json()
 
     def set_repeat_completion(self, mode: RepeatCompletion) -> None:
         """`"conflict"`: a repeat gets 409 already_completed; `"ok"`: a repeat gets 200 COMPLETED again."""
-        _apply_settings(self._state, {"repeat_completion": mode})
+        apply_settings(self._store, {"repeat_completion": mode})
 
     def reset(self) -> None:
         """Forget requests, completions and faults; settings go back to the constructor's."""
-        self._state.reset()
+        self._store.reset()
 
     def requests(self) -> list[RecordedRequest]:
-        return _snapshot_requests(self._state)
+        return self._store.requests()
 
     def completions(self) -> list[RecordedCompletion]:
-        return _snapshot_completions(self._state)
+        return self._store.completions()
