@@ -20,12 +20,13 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -69,21 +70,52 @@ class RecordingQueue:
         self.sent.append(message)
 
 
+_DUMMY_CONFIGURATION = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "fanfare-sync",
+    "POWERTOOLS_METRICS_NAMESPACE": "FanfareSync",
+    "COMPLETION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fuzz",
+    "SHOPIFY_WEBHOOK_SECRET_ARN": "fuzz",
+    "WC_WEBHOOK_SECRET_ARN": "fuzz",
+}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for the import only: the fuzzer runs inside the test session too."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _quiet_service_logger() -> Iterator[None]:
+    # 100,000 log lines would only slow the fuzzer down; the level is restored for whatever runs next.
+    service_logger = logging.getLogger(_DUMMY_CONFIGURATION["POWERTOOLS_SERVICE_NAME"])
+    previous = service_logger.level
+    service_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        service_logger.setLevel(previous)
+
+
 def load_handler(function_dir: str) -> ModuleType:
     """The function's app.py, with dummy configuration (the adapters it builds are replaced right after)."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "fanfare-sync")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "FanfareSync")
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"  # 100,000 log lines would only slow the fuzzer down
-    os.environ.setdefault("COMPLETION_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/fuzz")
-    os.environ.setdefault("SHOPIFY_WEBHOOK_SECRET_ARN", "fuzz")
-    os.environ.setdefault("WC_WEBHOOK_SECRET_ARN", "fuzz")
     path = ROOT / "functions" / function_dir / "app.py"
     spec = importlib.util.spec_from_file_location(f"fuzz_{function_dir}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with _environment(_DUMMY_CONFIGURATION):
+        spec.loader.exec_module(module)
     module.endpoint._secrets = StaticSecrets()
     module.endpoint._queue = RecordingQueue()
     return module
@@ -233,6 +265,22 @@ def run(count: int, seed: int = 1, progress: Callable[[int], None] | None = None
     context = LocalLambdaContext(function_name="fuzz")
     started = time.perf_counter()
     sink = io.StringIO()
+    with _quiet_service_logger():
+        _fuzz(count, rng, corpus, handlers, context, sink, report, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _fuzz(
+    count: int,
+    rng: random.Random,
+    corpus: list[tuple[str, str, dict[str, str], bytes]],
+    handlers: dict[str, ModuleType],
+    context: LocalLambdaContext,
+    sink: io.StringIO,
+    report: FuzzReport,
+    progress: Callable[[int], None] | None,
+) -> None:
     for number in range(count):
         function, path, headers, body = rng.choice(corpus)
         if rng.random() < 0.9:
@@ -276,8 +324,6 @@ def run(count: int, seed: int = 1, progress: Callable[[int], None] | None = None
         report.inputs += 1
         if progress and report.inputs % 10_000 == 0:
             progress(report.inputs)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _received_bytes(event: dict[str, Any]) -> bytes:

@@ -109,6 +109,11 @@ def http_response(invocation: Invocation) -> tuple[int, dict[str, str], bytes]:
     return int(payload["statusCode"]), headers, raw
 
 
+class _WebhookServer(ThreadingHTTPServer):
+    # The stdlib's backlog of 5 resets connections in a burst (a flash sale sends dozens at once).
+    request_queue_size = 128
+
+
 class LocalGateway:
     def __init__(
         self,
@@ -119,7 +124,7 @@ class LocalGateway:
     ):
         self._routes = dict(routes)
         self._on_response = on_response
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _WebhookServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

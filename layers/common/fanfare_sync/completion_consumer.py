@@ -15,12 +15,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.config import Config
 from pydantic import ValidationError
 
 from fanfare_sync.adapters.completion_queue import CompletionQueueControls
-from fanfare_sync.adapters.fanfare_api import AuthStyle, FanfareClient, FanfareCredentials
+from fanfare_sync.adapters.fanfare_api import AuthStyle, FanfareClient, FanfareCredentials, FanfareTimeouts
 from fanfare_sync.adapters.fanfare_credentials import SecretsManagerFanfareCredentials
 from fanfare_sync.adapters.orders_table import OrdersTable
+from fanfare_sync.adapters.sqs_order_queue import SQS_CLIENT_CONFIG
 from fanfare_sync.config import ConfigurationError, required_env
 from fanfare_sync.errors import DependencyUnavailableError
 from fanfare_sync.logic.complete_admission import AdmissionCompleter, idempotency_config
@@ -36,14 +38,26 @@ from fanfare_sync.models.fanfare import CompletionOutcome, CompletionResult
 from fanfare_sync.models.queue_message import OrderMessage
 
 BATCH_CONCURRENCY = 10  # the SQS event's BatchSize
+# DynamoDB throttles in bursts (a flash sale); the SDK's default of 3 attempts gives up too soon for a write
+# that follows a Fanfare completion. Backoff between attempts is the SDK's own (exponential, jittered).
+DYNAMODB_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 10}
+)
 
 
 class FanfareClientProvider:
     """One FanfareClient per container, rebuilt only when the credentials in Secrets Manager change."""
 
-    def __init__(self, base_url: str, auth_style: AuthStyle, credentials: SecretsManagerFanfareCredentials):
+    def __init__(
+        self,
+        base_url: str,
+        auth_style: AuthStyle,
+        credentials: SecretsManagerFanfareCredentials,
+        timeouts: FanfareTimeouts | None = None,
+    ):
         self._base_url = base_url
         self._auth_style = auth_style
+        self.timeouts = timeouts or FanfareTimeouts()
         self.credentials = credentials
         self._client: FanfareClient | None = None
         self._built_with: FanfareCredentials | None = None
@@ -59,6 +73,7 @@ class FanfareClientProvider:
                     credentials=current,
                     # The client refuses plain http except to loopback (the local sandbox).
                     auth_style=self._auth_style,
+                    timeouts=self.timeouts,
                 )
                 self._built_with = current
                 if previous is not None:
@@ -106,7 +121,7 @@ class CompletionConsumer:
             "bearer" if auth_style == "bearer" else "headers",
             SecretsManagerFanfareCredentials(required_env("FANFARE_CREDENTIALS_SECRET_ARN")),
         )
-        dynamodb = boto3.client("dynamodb")
+        dynamodb = boto3.client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
         completer = AdmissionCompleter(
             fanfare,
             DynamoDBPersistenceLayer(table_name=required_env("IDEMPOTENCY_TABLE"), boto3_client=dynamodb),
@@ -114,7 +129,10 @@ class CompletionConsumer:
         )
         orders = OrdersTable(required_env("ORDERS_TABLE"), dynamodb)
         queue = CompletionQueueControls(
-            required_env("COMPLETION_QUEUE_URL"), required_env("COMPLETION_DLQ_URL"), boto3.client("sqs")
+            required_env("COMPLETION_QUEUE_URL"),
+            required_env("COMPLETION_DLQ_URL"),
+            # Bounded calls: a hung SQS call must fail inside the function's 30 s, not at botocore's 60 s.
+            boto3.client("sqs", config=SQS_CLIENT_CONFIG),
         )
         handler = OrderEventHandler(orders=orders, completer=completer, dead_letters=queue, now=utc_timestamp)
         return cls(handler, queue, fanfare, completer, logger, metrics)

@@ -7,11 +7,15 @@ Only a successful completion is stored; a failure removes the in-progress record
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from fanfare_sync.models.fanfare import CompletionOutcome, CompletionRequest, CompletionResult
@@ -51,6 +55,9 @@ class AdmissionCompleter:
     ) -> None:
         self._fanfare = fanfare
         self.config = config
+        # The last successful result per thread, so a completion Fanfare accepted is never forgotten even
+        # when Powertools cannot write its record afterwards (records of a batch run on several threads).
+        self._accepted = threading.local()
         self._complete_once = idempotent_function(
             data_keyword_argument="admission",
             persistence_store=persistence_store,
@@ -59,10 +66,18 @@ class AdmissionCompleter:
         )(self._call_fanfare)
 
     def complete(self, request: CompletionRequest) -> CompletionResult:
+        self._accepted.result = None
         try:
             stored: dict[str, Any] = self._complete_once(admission=_as_record(request))
         except _NotCompletedError as failure:
             return failure.result
+        except IdempotencyPersistenceLayerError:
+            accepted: CompletionResult | None = self._accepted.result
+            if accepted is None:
+                raise
+            # Fanfare completed it, but the record saying so could not be written (DynamoDB throttled):
+            # report the completion anyway, so the order is marked synced and never sent again.
+            return accepted
         except IdempotencyAlreadyInProgressError:
             return CompletionResult(
                 outcome=CompletionOutcome.RETRYABLE,
@@ -76,6 +91,7 @@ class AdmissionCompleter:
         result = self._fanfare().complete_admission(CompletionRequest.model_validate(admission["request"]))
         if not result.outcome.is_success:
             raise _NotCompletedError(result)
+        self._accepted.result = result
         return result.model_dump(mode="json")
 
 
