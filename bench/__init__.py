@@ -1,0 +1,1 @@
+"""fanfare-sync benchmarks (`make bench`): ratios measured side by side, never timing assertions."""
