@@ -67,7 +67,7 @@ unit: $(BIN)/.installed  ## tests only, no linters
 test: $(TOOLS)  ## everything CI runs: lint, types, template checks, checkov, all tests
 	$(MAKE) --no-print-directory lint typecheck template-lint
 	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov \
-		$(BIN)/pytest -n 2 --dist loadgroup
+		$(BIN)/pytest -n 2 --dist loadfile
 
 build: $(SAM_VENV)/bin/.installed  ## sam build without Docker (makefile build method, arm64 / python3.13)
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" sam build --template template.yaml

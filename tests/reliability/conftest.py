@@ -23,14 +23,6 @@ from tests.reliability.report import REPORT
 _numbers = itertools.count(1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # `make test` runs on two workers; the suite's scenarios must share one, in order, so the last test
-    # sees every row of the README table.
-    for item in items:
-        if "tests/reliability/" in str(item.path).replace("\\", "/"):
-            item.add_marker(pytest.mark.xdist_group("reliability"))
-
-
 @pytest.fixture
 def aws_stack(moto_server: MotoServer, template: dict[str, object]) -> ProvisionedStack:
     """Overrides the suite-wide fixture: the same template resources, with canary secrets."""

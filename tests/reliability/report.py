@@ -1,9 +1,9 @@
 """The README "Reliability" table, produced by the reliability suite rather than written by hand.
 
-Each scenario records one row. The last test of the suite compares the rendered table with the block
-between the README markers and fails when they differ; `make reliability-report` (UPDATE_README=1) writes
-the fresh table instead. Every figure is deterministic (faults are planned per order, not random draws),
-so a fresh run reproduces the table exactly.
+Each scenario records one row. The last test of test_reliability.py compares the rendered table with
+the block between the README markers and fails when they differ; `make reliability-report`
+(UPDATE_README=1) writes the fresh table instead. Every figure is deterministic (faults are planned per
+order, not random draws), so a fresh run reproduces the table exactly.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from typing import Any
@@ -10,8 +11,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from fanfare_sync.logic.complete_admission import IDEMPOTENCY_KEY_PREFIX
+from tests.fuzz.fuzz_webhooks import run as fuzz
 from tests.reliability.harness import Stack, paid_webhook
-from tests.reliability.report import Report, Row
+from tests.reliability.report import Report, Row, readme_block, write_readme_block
+
+# `make test` runs on two workers with --dist loadfile: this whole suite is one file, so its scenarios run
+# on one worker, in order, and the last test sees every row of the README table.
 
 
 class _RawBody:
@@ -306,4 +311,40 @@ def test_replay_after_the_idempotency_record_expired(
             duplicate_completions=duplicates(stack),
             unauthorized_queued=0,
         )
+    )
+
+
+def test_two_thousand_fuzzed_webhooks_keep_every_invariant(report: Report) -> None:
+    # Every input is checked inside run(): no 500, no crash, nothing queued without a valid signature.
+    fuzzed = fuzz(count=2_000, seed=20261127)
+    assert fuzzed.inputs == 2_000
+    # The sample must exercise the deep paths, not only the signature check.
+    assert fuzzed.outcomes["queued"] > 50
+    assert fuzzed.outcomes["malformed"] > 50
+    assert fuzzed.outcomes["unauthorized"] > 50
+    assert fuzzed.queued == fuzzed.outcomes["queued"]
+    report.add(
+        Row(
+            scenario="Forged, mutated and hostile webhooks (fuzz sample)",
+            inputs="2,000 webhooks",
+            faults=(
+                f"{fuzzed.outcomes['unauthorized']} forged or unsigned, "
+                f"{fuzzed.outcomes['malformed']} malformed"
+            ),
+            lost=0,
+            duplicate_completions=0,
+            unauthorized_queued=0,
+        )
+    )
+
+
+# Last in the file on purpose: it checks the table the scenarios above just produced.
+def test_readme_reliability_table_matches_this_run(report: Report) -> None:
+    if not report.complete:
+        pytest.skip("only the whole reliability suite produces the table; this run selected a subset of it")
+    table = report.render()
+    if os.environ.get("UPDATE_README"):
+        write_readme_block(table)
+    assert readme_block() == table, (
+        "the README's Reliability table is out of date: run `make reliability-report`"
     )
