@@ -114,8 +114,7 @@ def load_handler(function_dir: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    with _environment(_DUMMY_CONFIGURATION):
-        spec.loader.exec_module(module)
+    spec.loader.exec_module(module)
     module.endpoint._secrets = StaticSecrets()
     module.endpoint._queue = RecordingQueue()
     return module
@@ -258,6 +257,12 @@ class InvariantBroken(AssertionError):
 
 
 def run(count: int, seed: int = 1, progress: Callable[[int], None] | None = None) -> FuzzReport:
+    # The configuration Lambda would give the functions, for the run only (it also runs inside pytest).
+    with _environment(_DUMMY_CONFIGURATION):
+        return _run(count, seed, progress)
+
+
+def _run(count: int, seed: int, progress: Callable[[int], None] | None) -> FuzzReport:
     handlers = {name: load_handler(name) for name in ("shopify_webhook", "woocommerce_webhook")}
     corpus = seeds()
     rng = random.Random(seed)
