@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.run                # the full run (under 10 minutes on 2 cores)
     BENCH_QUICK=1 .venv/bin/python -m bench.run  # a smoke test of the harness: prints, writes nothing
+    BENCH_ONLY=ingest,cold_start .venv/bin/python -m bench.run  # some steps (ingest, batch, cold_start,
+                                                  # cost, memory, burst); prints, writes nothing
 
 Benchmarks run from the most timing-sensitive to the heaviest, so the burst's load never overlaps a ratio.
 A benchmark that crashes is reported as an error row and makes the exit status non-zero; a missed target
@@ -21,6 +23,11 @@ from bench.common import CONSUMER_FUNCTION, QUICK, LocalAws, Result, capture_out
 from bench.report import machine as machine_info
 from bench.report import readme_block, table, update_readme, write_json
 
+# BENCH_ONLY: a comma-separated subset of the steps, for working on one path; nothing is written.
+ONLY = frozenset(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+# Steps that reuse the ingest step's measurements (its message body, its loaded handler); cost also
+# reuses the batch step's.
+_NEEDS_INGEST = frozenset({"cold_start", "cost", "memory"})
 # The bound for the whole of `make bench` on a 2-core machine.
 BUDGET_SECONDS = 600
 # After the burst's deadline: its checks, stopping the local stack, the table and the files (~25 s), plus
@@ -51,6 +58,9 @@ class Suite:
         self.consumer_module: ModuleType | None = None
 
     def step(self, name: str, body: Callable[[], list[Result]]) -> None:
+        needed = (name == "ingest" and ONLY & _NEEDS_INGEST) or (name == "batch" and "cost" in ONLY)
+        if ONLY and name not in ONLY and not needed:
+            return
         started = time.perf_counter()
         say(f"\n== {name}")
         try:
@@ -65,10 +75,10 @@ class Suite:
         say(f"  ({time.perf_counter() - started:.0f} s)")
 
     def run_in_process(self, aws: LocalAws) -> None:
-        self.step("ingest overhead and CPU", lambda: self._ingest(aws))
-        self.step("batch concurrency", lambda: self._batch(aws))
-        self.step("cold start", lambda: cold_start.run(aws, self._measured_ingest().message_body))
-        self.step("cost model", lambda: [self._cost(aws)])
+        self.step("ingest", lambda: self._ingest(aws))
+        self.step("batch", lambda: self._batch(aws))
+        self.step("cold_start", lambda: cold_start.run(aws, self._measured_ingest().message_body))
+        self.step("cost", lambda: [self._cost(aws)])
         self.step("memory", lambda: memory.run(aws, self._measured_ingest().message_body))
 
     def _ingest(self, aws: LocalAws) -> list[Result]:
@@ -110,7 +120,7 @@ def main() -> int:
         aws.stop()
     # The burst is the heaviest: it gets whatever is left of the budget and says how much of it fit.
     burst_deadline = started + BUDGET_SECONDS - FINISH_RESERVE_SECONDS
-    suite.step("flash-sale burst", lambda: [burst.run(burst_deadline)])
+    suite.step("burst", lambda: [burst.run(burst_deadline)])
 
     seconds = time.perf_counter() - started
     results = sorted(
@@ -121,7 +131,7 @@ def main() -> int:
         if result.note:
             say(f"  {result.title}: {result.note}")
     say(f"\ntotal {seconds:.0f} s ({seconds / 60:.1f} min)")
-    if not QUICK:
+    if not QUICK and not ONLY:
         path = write_json(results, info, seconds)
         update_readme(readme_block(results, info, seconds))
         say(f"wrote {path.relative_to(path.parents[2])} and the README benchmark block")
