@@ -77,7 +77,7 @@ def emitted(
         def explode(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("bug")
 
-        consumer.consumer._handler.orders.record_paid = explode
+        consumer.consumer._handler.orders.load = explode
         consumer.lambda_handler({"Records": records}, context)
     store = MetricStore()
     for line in capsys.readouterr().out.splitlines():

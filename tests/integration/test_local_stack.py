@@ -104,7 +104,7 @@ def test_signed_shopify_order_is_completed_once_at_the_sandbox(stack: LocalStack
         time.sleep(0.05)
     assert record is not None
     assert record["syncStatus"] == "synced"
-    assert events == ["order_received", "fanfare_admission_completed"]
+    assert events == ["fanfare_admission_completed"]
 
 
 def test_forged_shopify_order_is_401_and_never_reaches_queue_or_fanfare(stack: LocalStack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -12,8 +13,8 @@ import pytest
 
 from fanfare_sync.adapters.orders_table import ORDER_SK, OrdersTable, _marshal, unsynced_shard
 from fanfare_sync.logic.detect_stale_orders import iso
-from fanfare_sync.models.orders import OrderKey
-from fanfare_sync.models.queue_message import OrderMessage
+from fanfare_sync.models.orders import AttemptEnd, AttemptRecord, CompletedAdmission, OrderKey
+from fanfare_sync.models.queue_message import OrderEventKind, OrderMessage
 from fanfare_sync_cli.local.moto_server import MotoServer
 from fanfare_sync_cli.local.provision import ProvisionedStack
 from tests.conftest import drain_queue
@@ -26,23 +27,25 @@ def minutes_ago(minutes: float) -> str:
     return iso(NOW - timedelta(minutes=minutes))
 
 
-def paid(order_id: str) -> OrderMessage:
-    return OrderMessage.model_validate(
-        {
-            "kind": "order.paid",
-            "platform": "shopify",
-            "shop": SHOP,
-            "orderId": order_id,
-            "topic": "orders/paid",
-            "deliveryId": f"wh-{order_id}",
-            "receivedAt": iso(NOW),
-            "admissions": [
-                {"distributionId": "q1", "distributionType": "queue", "consumerId": f"c{order_id}"}
-            ],
-            "amount": "10.00",
-            "currency": "USD",
-            "itemCount": 1,
-        }
+def paid(order_id: str, received_at: str | None = None) -> OrderMessage:
+    return OrderMessage.from_json(
+        json.dumps(
+            {
+                "kind": "order.paid",
+                "platform": "shopify",
+                "shop": SHOP,
+                "orderId": order_id,
+                "topic": "orders/paid",
+                "deliveryId": f"wh-{order_id}",
+                "receivedAt": received_at or iso(NOW),
+                "admissions": [
+                    {"distributionId": "q1", "distributionType": "queue", "consumerId": f"c{order_id}"}
+                ],
+                "amount": "10.00",
+                "currency": "USD",
+                "itemCount": 1,
+            }
+        )
     )
 
 
@@ -61,32 +64,70 @@ def run(monitor: ModuleType, now: datetime = NOW) -> dict[str, Any]:
     return result
 
 
+def attempted(
+    orders: OrdersTable,
+    order_id: str,
+    received: str,
+    at: str,
+    end: AttemptEnd = AttemptEnd.RETRY,
+    *,
+    attempt: int = 1,
+    reason: str = "HTTP 503",
+    failed_index: int | None = None,
+) -> None:
+    """Record an attempt at the order the way the consumer does: read it, then write the outcome once."""
+    message = paid(order_id, received)
+    record = AttemptRecord(
+        attempt=attempt, end=end, reason=reason, fanfare_calls=1, failed_index=failed_index
+    )
+    if end is AttemptEnd.SYNCED:
+        record.completed.append(CompletedAdmission(0, {"statusCode": 200}))
+    elif end is AttemptEnd.RETRY:
+        record.retry_in_seconds = 600
+    assert orders.record_attempt(message, orders.load(message), record, at)
+
+
 def given_orders(orders: OrdersTable) -> None:
-    """Orders of every age and state the monitor must tell apart."""
-    # fresh: paid 5 minutes ago, pending
-    orders.record_paid(paid("fresh"), minutes_ago(5))
-    # old and pending, retried 2 minutes ago: stale, its message is still in the queue
-    state = orders.record_paid(paid("retrying"), minutes_ago(45))
-    orders.record_retry(state.key, 5, "HTTP 503", 600, minutes_ago(2))
+    """Orders of every age and state the monitor must tell apart (an order enters the unsynced index at its
+    first failed attempt, dated from the webhook's receipt)."""
+    # fresh: received 5 minutes ago, its first attempt failed: pending
+    attempted(orders, "fresh", minutes_ago(5), minutes_ago(5))
+    # received 45 minutes ago, retried 2 minutes ago: stale, its message is still in the queue
+    attempted(orders, "retrying", minutes_ago(45), minutes_ago(45))
+    attempted(orders, "retrying", minutes_ago(45), minutes_ago(2), attempt=5)
     # old, pending, nothing happened for 45 minutes: stale and its message is gone
-    orders.record_paid(paid("lost"), minutes_ago(45))
-    # old and synced: never stale
-    state = orders.record_paid(paid("synced"), minutes_ago(60))
-    orders.record_admission_completed(state, 0, 1, minutes_ago(59), {})
-    # failed 10 minutes ago, paid 10 minutes ago: failed but recent, not stale yet
-    state = orders.record_paid(paid("failed-recent"), minutes_ago(10))
-    orders.record_failed(state, 1, "HTTP 404", minutes_ago(10), index=0)
+    attempted(orders, "lost", minutes_ago(45), minutes_ago(45))
+    # old and synced at the second attempt: never stale
+    attempted(orders, "synced", minutes_ago(60), minutes_ago(60))
+    attempted(orders, "synced", minutes_ago(60), minutes_ago(59), AttemptEnd.SYNCED, attempt=2)
+    # failed 10 minutes ago, received 10 minutes ago: failed but recent, not stale yet
+    attempted(
+        orders,
+        "failed-recent",
+        minutes_ago(10),
+        minutes_ago(10),
+        AttemptEnd.FAILED,
+        reason="HTTP 404",
+        failed_index=0,
+    )
     # failed an hour ago: stale; its message waits in the DLQ
-    state = orders.record_paid(paid("failed-old"), minutes_ago(70))
-    orders.record_failed(state, 6, "gave up after 6 attempts: HTTP 503", minutes_ago(60), index=None)
+    gave_up = "gave up after 6 attempts: HTTP 503"
+    attempted(
+        orders, "failed-old", minutes_ago(70), minutes_ago(60), AttemptEnd.FAILED, attempt=6, reason=gave_up
+    )
     # failed 15 days ago: stale, and its DLQ message has expired (14 days)
-    state = orders.record_paid(paid("expired"), minutes_ago(15 * 24 * 60 + 5))
-    orders.record_failed(
-        state, 6, "gave up after 6 attempts: HTTP 503", minutes_ago(15 * 24 * 60), index=None
+    attempted(
+        orders,
+        "expired",
+        minutes_ago(15 * 24 * 60 + 5),
+        minutes_ago(15 * 24 * 60),
+        AttemptEnd.FAILED,
+        attempt=6,
+        reason=gave_up,
     )
     # a cancelled order never paid: no sync state, never stale
     orders.record_lifecycle(
-        paid("cancelled").model_copy(update={"kind": "order.cancelled", "topic": "orders/cancelled"}),
+        replace(paid("cancelled"), kind=OrderEventKind.CANCELLED, topic="orders/cancelled"),
         minutes_ago(90),
     )
 
@@ -108,7 +149,7 @@ def test_counts_exactly_the_stale_orders_and_emits_the_metrics(
 def test_zero_is_emitted_when_nothing_is_stale(
     orders: OrdersTable, monitor: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    orders.record_paid(paid("fresh"), minutes_ago(1))
+    attempted(orders, "fresh", minutes_ago(1), minutes_ago(1))
     assert run(monitor) == {"staleOrders": 0, "oldestStaleOrderAgeSeconds": 0, "requeued": 0}
     monitor.metrics.flush_metrics()
     [blob] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -164,7 +205,7 @@ def test_a_requeued_order_is_completed_by_the_consumer(
     from fanfare_sync_cli.local.stack import DEFAULT_FANFARE_ORG_ID, DEFAULT_FANFARE_SECRET_KEY
     from fanfare_sync_cli.sandbox import FanfareSandbox
 
-    orders.record_paid(paid("lost"), minutes_ago(45))
+    attempted(orders, "lost", minutes_ago(45), minutes_ago(45))
     run(monitor)
     with FanfareSandbox(org_id=DEFAULT_FANFARE_ORG_ID, secret_key=DEFAULT_FANFARE_SECRET_KEY) as sandbox:
         consumer = load_function("CompleteAdmissionFunction", FANFARE_API_URL=sandbox.base_url)
@@ -186,15 +227,15 @@ def test_a_requeued_order_is_completed_by_the_consumer(
 def test_flash_sale_of_ten_thousand_pending_orders_is_counted_with_paging(
     orders: OrdersTable, monitor: ModuleType, aws_stack: ProvisionedStack, moto_server: MotoServer
 ) -> None:
-    # Given 10,000 pending orders written as record_paid writes them, spread over the index's shards
+    # Given 10,000 pending orders written as a failed attempt writes them, spread over the index's shards
     ddb = moto_server.client("dynamodb")
-    template = orders.record_paid(paid("shape"), minutes_ago(40))
+    attempted(orders, "shape", minutes_ago(40), minutes_ago(40))
     [shape] = [
         item
         for item in ddb.scan(TableName=aws_stack.ref("OrdersTable"))["Items"]
         if item["sk"]["S"] == ORDER_SK
     ]
-    assert template.created_now
+    assert "unsyncedShard" in shape
     items = []
     for number in range(10_000):
         key = OrderKey("shopify", SHOP, f"sale-{number}")

@@ -179,16 +179,16 @@ def test_consumer_killed_between_fanfare_call_and_delete(
     stack: Stack, report: Report, capfd: pytest.CaptureFixture[str]
 ) -> None:
     orders_adapter = stack.consumer.consumer._handler.orders
-    record_for_real = orders_adapter.record_admission_completed
+    record_for_real = orders_adapter.record_attempt
     killed: set[str] = set()
 
-    def killed_once(state: Any, *args: Any, **kwargs: Any) -> None:
-        if state.key.order_id not in killed:
-            killed.add(state.key.order_id)
+    def killed_once(message: Any, *args: Any, **kwargs: Any) -> bool:
+        if message.orderId not in killed:
+            killed.add(message.orderId)
             raise SystemExit("container killed")  # not an Exception: nothing in the handler catches it
-        record_for_real(state, *args, **kwargs)
+        return bool(record_for_real(message, *args, **kwargs))
 
-    orders_adapter.record_admission_completed = killed_once
+    orders_adapter.record_attempt = killed_once
     orders = range(1, 51)
     for number in orders:
         stack.deliver(paid_webhook(number))

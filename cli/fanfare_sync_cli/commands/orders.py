@@ -184,6 +184,7 @@ def _order_fields(order: dict[str, Any]) -> list[tuple[str, str]]:
         ("status", str(order.get("status", ""))),
         ("sync", sync_line),
         ("amount", f"{amount}, {items} item{'s' if items != 1 else ''}" if amount else ""),
+        ("received", str(order.get("receivedAt", ""))),
         ("created", str(order.get("createdAt", ""))),
         ("paid", str(order.get("paidAt", ""))),
         ("cancelled", str(order.get("cancelledAt", ""))),
@@ -203,7 +204,7 @@ def describe_event(event: dict[str, Any]) -> str:
     """One line per history event: the facts an operator reads, in words."""
     data: dict[str, Any] = event.get("data") or {}
     name = event.get("event")
-    if name == "order_received":
+    if name == "order_received":  # written by versions before the receipt moved into the order item
         count = int(data.get("admissions", 0))
         return _joined(
             f"{data.get('kind')} via {data.get('topic')}",

@@ -161,7 +161,9 @@ class CompletionConsumer:
         try:
             report = self._handler.handle(message, record.body, attempt)
         except RetryLaterError as retry:
-            self._account(retry.report)
+            # Count the calls made; the order itself is neither synced nor failed yet.
+            for result in retry.report.completions:
+                self._count_completion(result)
             self._retry(record, retry.delay_seconds, retry.reason, context)
             raise
         except DependencyUnavailableError as error:

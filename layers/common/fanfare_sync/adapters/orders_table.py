@@ -1,10 +1,15 @@
 """DynamoDB adapter for the orders table: one order item plus event items (its history) per order.
 
 Item layout (single table):
-- order item: pk `ORDER#{platform}#{shop}#{orderId}`, sk `ORDER`, with the sync state. While an order waits
-  for Fanfare it also carries `unsyncedShard` / `unsyncedSince`, the keys of the sparse `UnsyncedOrders` GSI;
-  they are removed when it is synced, so that index only ever holds unsynced orders.
-- event items: same pk, sk `EVENT#{timestamp}#{event}#{id}`, in time order.
+- order item: pk `ORDER#{platform}#{shop}#{orderId}`, sk `ORDER`, with the sync state, written once per
+  attempt (after Fanfare answered). After a failed attempt it also carries `unsyncedShard` /
+  `unsyncedSince`, the keys of the sparse `UnsyncedOrders` GSI; they are removed when it is synced, so that
+  index only ever holds unsynced orders, and an order synced at its first attempt never enters it.
+- event items: same pk, sk `EVENT#{timestamp}#{seq}#{event}#{id}`, in time order (`seq` orders the
+  events one attempt writes with the same timestamp).
+
+Per order synced at the first attempt: one read and two writes here (the order, its completion event),
+plus Powertools' two idempotency writes: 4 write units, the fewest this data model allows.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fanfare_sync.errors import DependencyUnavailableError
 from fanfare_sync.models.orders import (
     AdmissionState,
+    AttemptEnd,
+    AttemptRecord,
     OrderEventName,
     OrderKey,
     OrderState,
@@ -75,177 +82,131 @@ class OrdersTable:
         self._table = table_name
         self._ddb = dynamodb_client
 
-    # ------------------------------------------------------------------ writes of the completion flow
-    def record_paid(self, message: OrderMessage, now: str) -> OrderState:
-        """Create the order as pending, or return it as it is when a paid event was seen before."""
+    # ------------------------------------------------------------------ the completion flow
+    def load(self, message: OrderMessage) -> OrderState:
+        """The order as stored, or a fresh pending state built from the message when it is new.
+
+        A consistent read: a replay that arrives right after a sync must see it (1 read unit, a fifth of the
+        price of the write it replaces: the order is written once, after the attempt)."""
         key = order_key(message)
-        admissions = [
-            {
-                "distributionId": a.distributionId,
-                "distributionType": a.distributionType,
-                "consumerId": a.consumerId,
-                "state": AdmissionState.PENDING.value,
-            }
-            for a in message.admissions
-        ]
-        try:
-            self._call(
-                "update_item",
-                TableName=self._table,
-                Key=_marshal({"pk": key.pk, "sk": ORDER_SK}),
-                # A cancellation may have arrived first: it keeps its status; the admission is used anyway.
-                UpdateExpression=(
-                    "SET platform = :platform, shop = :shop, orderId = :order_id, "
-                    "#status = if_not_exists(#status, :paid), syncStatus = :pending, "
-                    "admissions = :admissions, "
-                    "amount = :amount, currency = :currency, itemCount = :item_count, "
-                    "createdAt = if_not_exists(createdAt, :now), paidAt = :now, updatedAt = :now, "
-                    "attempts = :zero, lastDeliveryId = :delivery, "
-                    "unsyncedShard = :shard, unsyncedSince = :now"
-                ),
-                ConditionExpression="attribute_not_exists(syncStatus)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_marshal(
-                    {
-                        ":platform": key.platform,
-                        ":shop": key.shop,
-                        ":order_id": key.order_id,
-                        ":paid": "paid",
-                        ":pending": SyncStatus.PENDING.value,
-                        ":admissions": admissions,
-                        ":amount": message.amount or "",
-                        ":currency": message.currency or "",
-                        ":item_count": message.itemCount,
-                        ":now": now,
-                        ":zero": 0,
-                        ":delivery": message.deliveryId or "",
-                        ":shard": unsynced_shard(key.pk),
-                    }
-                ),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise OrdersTableUnavailableError(type(error).__name__) from error
-            existing = _unmarshal(error.response.get("Item") or {}) or self._get_order(key)
-            state = _order_state(key, existing)
-            if state.sync_status is SyncStatus.FAILED:
-                # A redrive or a requeue brought a failed order back: say so in its history.
-                self._put_event(
-                    key,
-                    OrderEventName.SYNC_RESUMED,
-                    now,
-                    {
-                        "topic": message.topic,
-                        "deliveryId": message.deliveryId,
-                        "previousError": existing.get("lastError"),
-                    },
+        item = self._get_order(key)
+        status = item.get("syncStatus")
+        stored = item.get("admissions") or []
+        admissions = (
+            [
+                StoredAdmission(
+                    distribution_id=str(a["distributionId"]),
+                    distribution_type=str(a["distributionType"]),
+                    consumer_id=str(a["consumerId"]),
+                    state=AdmissionState(a.get("state", AdmissionState.PENDING.value)),
                 )
-            return state
-        self._put_event(
-            key,
-            OrderEventName.ORDER_RECEIVED,
-            now,
-            {
-                "kind": message.kind.value,
-                "topic": message.topic,
-                "deliveryId": message.deliveryId,
-                "eventId": message.eventId,
-                "receivedAt": message.receivedAt,
-                "admissions": len(admissions),
-                "amount": message.amount,
-                "currency": message.currency,
-            },
+                for a in stored
+            ]
+            if stored
+            else [
+                StoredAdmission(a.distributionId, a.distributionType, a.consumerId)
+                for a in message.admissions
+            ]
         )
         return OrderState(
             key=key,
-            sync_status=SyncStatus.PENDING,
-            admissions=[
-                StoredAdmission(a["distributionId"], a["distributionType"], a["consumerId"])
-                for a in admissions
-            ],
-            created_now=True,
+            sync_status=SyncStatus(status) if status else None,
+            admissions=admissions,
+            admissions_stored=bool(stored),
+            last_error=item.get("lastError"),
         )
 
-    def record_admission_completed(
-        self, state: OrderState, index: int, attempt: int, now: str, details: dict[str, Any]
-    ) -> None:
-        state.admissions[index].state = AdmissionState.COMPLETED
-        synced = not state.pending_indexes
-        assignments = [
-            f"admissions[{index}].#state = :completed",
-            f"admissions[{index}].completedAt = :now",
-            "updatedAt = :now",
-        ]
-        values: dict[str, Any] = {":completed": AdmissionState.COMPLETED.value, ":now": now, ":one": 1}
-        removals = ""
-        if synced:
-            # Leaving the sparse index is what tells the stale-order monitor this order is done.
-            assignments += ["syncStatus = :synced", "syncedAt = :now"]
-            values[":synced"] = SyncStatus.SYNCED.value
-            removals = " REMOVE unsyncedShard, unsyncedSince, lastError"
-            state.sync_status = SyncStatus.SYNCED
-        # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
-        update = f"SET {', '.join(assignments)} ADD attempts :one{removals}"
-        self._update_order(state.key, update, values, {"#state": "state"})
-        admission = state.admissions[index]
-        self._put_event(
-            state.key,
-            OrderEventName.ADMISSION_COMPLETED,
-            now,
-            {
-                "distributionId": admission.distribution_id,
-                "distributionType": admission.distribution_type,
-                "consumerId": admission.consumer_id,
-                "attempt": attempt,
-                "orderSynced": synced,
-                **details,
-            },
-        )
+    def record_attempt(
+        self, message: OrderMessage, state: OrderState, record: AttemptRecord, now: str
+    ) -> bool:
+        """Write the attempt's outcome: one write of the order item, then its history events.
 
-    def record_retry(self, key: OrderKey, attempt: int, reason: str, delay_seconds: int, now: str) -> None:
-        self._update_order(
-            key,
-            # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
-            "SET lastError = :reason, updatedAt = :now ADD attempts :one",
-            {":reason": reason, ":one": 1, ":now": now},
-        )
-        self._put_event(
-            key,
-            OrderEventName.RETRY_SCHEDULED,
-            now,
-            {"attempt": attempt, "reason": reason, "retryInSeconds": delay_seconds},
-        )
-
-    def record_failed(
-        self,
-        state: OrderState,
-        attempt: int,
-        reason: str,
-        now: str,
-        *,
-        index: int | None,
-        attempted: bool = True,
-    ) -> None:
-        """The order stays in the unsynced index: a failed order is still an unsynced order.
-
-        `attempted` is False when the request was refused before any call (it is not a Fanfare attempt).
+        On the happy path the order never enters the sparse unsynced index (entering and leaving it would
+        cost two index writes per order); it enters on its first failed attempt, dated from the webhook's
+        receipt so the stale-order monitor measures the whole wait. Returns False, writing nothing, when the
+        attempt did not sync the order but another delivery of it has meanwhile (nothing left to do).
         """
-        assignments = ["syncStatus = :failed", "lastError = :reason", "failedAt = :now", "updatedAt = :now"]
-        values: dict[str, Any] = {":failed": SyncStatus.FAILED.value, ":reason": reason, ":now": now}
-        names: dict[str, str] = {}
-        if index is not None:
-            assignments.append(f"admissions[{index}].#state = :admission_failed")
-            values[":admission_failed"] = AdmissionState.FAILED.value
-            names["#state"] = "state"
-            state.admissions[index].state = AdmissionState.FAILED
+        key = state.key
+        synced = record.end is AttemptEnd.SYNCED
+        assignments = [
+            "platform = :platform",
+            "shop = :shop",
+            "orderId = :order_id",
+            # A cancellation may have arrived first: it keeps its status; the admission is used anyway.
+            "#status = if_not_exists(#status, :paid)",
+            "amount = :amount",
+            "currency = :currency",
+            "itemCount = :item_count",
+            "createdAt = if_not_exists(createdAt, :now)",
+            "receivedAt = if_not_exists(receivedAt, :received)",
+            "paidAt = if_not_exists(paidAt, :now)",
+            "updatedAt = :now",
+            "lastDeliveryId = :delivery",
+            "syncStatus = :sync_status",
+        ]
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":platform": key.platform,
+            ":shop": key.shop,
+            ":order_id": key.order_id,
+            ":paid": "paid",
+            ":amount": message.amount or "",
+            ":currency": message.currency or "",
+            ":item_count": message.itemCount,
+            ":now": now,
+            ":received": message.receivedAt,
+            ":delivery": message.deliveryId or "",
+            ":sync_status": record.end.value
+            if record.end is not AttemptEnd.RETRY
+            else SyncStatus.PENDING.value,
+        }
+        assignments += _admission_assignments(state, record, now, names, values)
+        removals = ""
+        condition: str | None = None
+        if synced:
+            # Out of the sparse index (or never in it): that is what tells the monitor this order is done.
+            assignments.append("syncedAt = :now")
+            removals = " REMOVE unsyncedShard, unsyncedSince, lastError"
+        else:
+            assignments += [
+                "lastError = :reason",
+                "unsyncedShard = :shard",
+                "unsyncedSince = if_not_exists(unsyncedSince, :received)",
+            ]
+            values[":reason"] = record.reason
+            values[":shard"] = unsynced_shard(key.pk)
+            if record.end is AttemptEnd.FAILED:
+                assignments.append("failedAt = :now")
+            # Never turn an order another delivery has just synced back into an unsynced one.
+            condition = "attribute_not_exists(syncStatus) OR syncStatus <> :synced"
+            values[":synced"] = SyncStatus.SYNCED.value
         update = f"SET {', '.join(assignments)}"
-        if attempted:
-            update += " ADD attempts :one"
-            values[":one"] = 1
-        self._update_order(state.key, update, values, names)
-        state.sync_status = SyncStatus.FAILED
-        self._put_event(state.key, OrderEventName.SYNC_FAILED, now, {"attempt": attempt, "reason": reason})
+        if record.fanfare_calls:
+            # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
+            update += " ADD attempts :calls"
+            values[":calls"] = record.fanfare_calls
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _marshal({"pk": key.pk, "sk": ORDER_SK}),
+            "UpdateExpression": update + removals,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _marshal(values),
+        }
+        if condition:
+            request["ConditionExpression"] = condition
+        try:
+            self._call("update_item", **request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise OrdersTableUnavailableError(type(error).__name__) from error
+        previous_status = state.sync_status
+        state.sync_status = (
+            SyncStatus.PENDING if record.end is AttemptEnd.RETRY else SyncStatus(record.end.value)
+        )
+        for seq, (name, data) in enumerate(_attempt_events(message, state, record, previous_status)):
+            self._put_event(key, name, now, data, seq)
+        return True
 
     def record_lifecycle(self, message: OrderMessage, now: str) -> bool:
         """Record a cancellation or refund. It never touches the admissions: Fanfare admissions are
@@ -384,10 +345,12 @@ class OrdersTable:
             request["ExpressionAttributeNames"] = names
         self._call_or_raise("update_item", **request)
 
-    def _put_event(self, key: OrderKey, event: OrderEventName, now: str, data: dict[str, Any]) -> None:
+    def _put_event(
+        self, key: OrderKey, event: OrderEventName, now: str, data: dict[str, Any], seq: int = 0
+    ) -> None:
         item = {
             "pk": key.pk,
-            "sk": f"EVENT#{now}#{event.value}#{uuid.uuid4().hex[:8]}",
+            "sk": f"EVENT#{now}#{seq:02d}#{event.value}#{uuid.uuid4().hex[:8]}",
             "event": event.value,
             "at": now,
             "data": data,
@@ -407,18 +370,81 @@ class OrdersTable:
             raise OrdersTableUnavailableError(type(error).__name__) from error
 
 
-def _order_state(key: OrderKey, item: dict[str, Any]) -> OrderState:
-    status = item.get("syncStatus")
-    return OrderState(
-        key=key,
-        sync_status=SyncStatus(status) if status else None,
-        admissions=[
-            StoredAdmission(
-                distribution_id=str(a["distributionId"]),
-                distribution_type=str(a["distributionType"]),
-                consumer_id=str(a["consumerId"]),
-                state=AdmissionState(a.get("state", AdmissionState.PENDING.value)),
+def _admission_assignments(
+    state: OrderState, record: AttemptRecord, now: str, names: dict[str, str], values: dict[str, Any]
+) -> list[str]:
+    assignments: list[str] = []
+    for done in record.completed:
+        state.admissions[done.index].state = AdmissionState.COMPLETED
+    if record.failed_index is not None:
+        state.admissions[record.failed_index].state = AdmissionState.FAILED
+    if state.admissions_stored:
+        # Only the entries this attempt changed: a concurrent delivery's completions are never undone.
+        for done in record.completed:
+            assignments += [
+                f"admissions[{done.index}].#state = :completed",
+                f"admissions[{done.index}].completedAt = :now",
+            ]
+            values[":completed"] = AdmissionState.COMPLETED.value
+        if record.failed_index is not None:
+            assignments.append(f"admissions[{record.failed_index}].#state = :admission_failed")
+            values[":admission_failed"] = AdmissionState.FAILED.value
+        if assignments:
+            names["#state"] = "state"
+    else:
+        completed_at = {done.index: now for done in record.completed}
+        assignments.append("admissions = :admissions")
+        values[":admissions"] = [
+            {
+                "distributionId": a.distribution_id,
+                "distributionType": a.distribution_type,
+                "consumerId": a.consumer_id,
+                "state": a.state.value,
+                "completedAt": completed_at.get(index),
+            }
+            for index, a in enumerate(state.admissions)
+        ]
+    return assignments
+
+
+def _attempt_events(
+    message: OrderMessage, state: OrderState, record: AttemptRecord, previous_status: SyncStatus | None
+) -> list[tuple[OrderEventName, dict[str, Any]]]:
+    events: list[tuple[OrderEventName, dict[str, Any]]] = []
+    if previous_status is SyncStatus.FAILED:
+        # A redrive or a requeue brought a failed order back: say so in its history.
+        events.append(
+            (
+                OrderEventName.SYNC_RESUMED,
+                {"topic": message.topic, "deliveryId": message.deliveryId, "previousError": state.last_error},
             )
-            for a in item.get("admissions", [])
-        ],
-    )
+        )
+    for done in record.completed:
+        admission = state.admissions[done.index]
+        events.append(
+            (
+                OrderEventName.ADMISSION_COMPLETED,
+                {
+                    "distributionId": admission.distribution_id,
+                    "distributionType": admission.distribution_type,
+                    "consumerId": admission.consumer_id,
+                    "attempt": record.attempt,
+                    "orderSynced": record.end is AttemptEnd.SYNCED and done is record.completed[-1],
+                    **done.details,
+                },
+            )
+        )
+    if record.end is AttemptEnd.RETRY:
+        events.append(
+            (
+                OrderEventName.RETRY_SCHEDULED,
+                {
+                    "attempt": record.attempt,
+                    "reason": record.reason,
+                    "retryInSeconds": record.retry_in_seconds,
+                },
+            )
+        )
+    elif record.end is AttemptEnd.FAILED:
+        events.append((OrderEventName.SYNC_FAILED, {"attempt": record.attempt, "reason": record.reason}))
+    return events

@@ -4,6 +4,9 @@ Exactly-once rests on three guards, outermost first: the order item's sync state
 is never completed again, however late a replay arrives), per-admission state (a retried order only
 completes what is still pending), and Powertools idempotency around the Fanfare call itself (concurrent
 copies and redeliveries call Fanfare once).
+
+The order is read once before the attempt and written once after it (see OrdersTable.record_attempt): a
+consumer that dies during the Fanfare call leaves no half-written order, and SQS redelivers the message.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -24,7 +27,14 @@ from fanfare_sync.models.fanfare import (
     CompletionResult,
     UnknownDistributionType,
 )
-from fanfare_sync.models.orders import OrderKey, OrderState, StoredAdmission, SyncStatus
+from fanfare_sync.models.orders import (
+    AttemptEnd,
+    AttemptRecord,
+    CompletedAdmission,
+    OrderState,
+    StoredAdmission,
+    SyncStatus,
+)
 from fanfare_sync.models.queue_message import OrderEventKind, OrderMessage
 
 _FANFARE_AMOUNT = re.compile(r"\d{1,12}(\.\d{1,8})?")
@@ -56,26 +66,11 @@ class RetryLaterError(Exception):
 
 
 class OrderRepository(Protocol):
-    def record_paid(self, message: OrderMessage, now: str) -> OrderState: ...
+    def load(self, message: OrderMessage) -> OrderState: ...
 
-    def record_admission_completed(
-        self, state: OrderState, index: int, attempt: int, now: str, details: dict[str, Any]
-    ) -> None: ...
-
-    def record_retry(
-        self, key: OrderKey, attempt: int, reason: str, delay_seconds: int, now: str
-    ) -> None: ...
-
-    def record_failed(
-        self,
-        state: OrderState,
-        attempt: int,
-        reason: str,
-        now: str,
-        *,
-        index: int | None,
-        attempted: bool = True,
-    ) -> None: ...
+    def record_attempt(
+        self, message: OrderMessage, state: OrderState, record: AttemptRecord, now: str
+    ) -> bool: ...
 
     def record_lifecycle(self, message: OrderMessage, now: str) -> bool: ...
 
@@ -105,20 +100,38 @@ class OrderEventHandler:
             self.dead_letters.park_in_dlq(body, "paid order without admissions", attempt)
             return RecordReport(RecordResult.FAILED_PERMANENTLY, detail="paid order without admissions")
 
-        state = self.orders.record_paid(message, self.now())
+        state = self.orders.load(message)
         if state.sync_status is SyncStatus.SYNCED:
             return RecordReport(RecordResult.ALREADY_SYNCED)
         report = RecordReport(RecordResult.SYNCED)
+        record = self._attempt(state, message, attempt, report)
+        # One write of the order after Fanfare answered, whatever the outcome.
+        if not self.orders.record_attempt(message, state, record, self.now()):
+            # Another delivery of this order synced it while this one was failing: nothing is left to do.
+            return RecordReport(RecordResult.ALREADY_SYNCED, report.completions)
+        if record.end is AttemptEnd.RETRY:
+            raise RetryLaterError(record.reason, record.retry_in_seconds or 0, report)
+        if record.end is AttemptEnd.FAILED:
+            self.dead_letters.park_in_dlq(body, record.reason, attempt)
+            report.result = RecordResult.FAILED_PERMANENTLY
+            report.detail = record.reason
+        return report
+
+    def _attempt(
+        self, state: OrderState, message: OrderMessage, attempt: int, report: RecordReport
+    ) -> AttemptRecord:
+        """Complete the order's pending admissions in turn; stop at the first that does not complete."""
+        record = AttemptRecord(attempt=attempt)
         for index in state.pending_indexes:
             admission = state.admissions[index]
             try:
                 request = completion_request(admission, message, self.now())
             except (UnknownDistributionType, ValidationError) as error:
                 # Rejected before any call: no retry can turn an unknown type into a known one.
-                reason = _invalid_request_reason(error)
-                return self._fail(state, index, body, attempt, reason, report, attempted=False)
+                return _ended(record, AttemptEnd.FAILED, _invalid_request_reason(error), failed_index=index)
             result = self.completer.complete(request)
             report.completions.append(result)
+            record.fanfare_calls += 1
             if result.is_success:
                 details = {
                     "alreadyCompleted": result.outcome is CompletionOutcome.ALREADY_COMPLETED,
@@ -126,34 +139,27 @@ class OrderEventHandler:
                     "remoteStatus": result.remote_status,
                     "latencyMs": result.elapsed_ms,
                 }
-                self.orders.record_admission_completed(state, index, attempt, self.now(), details)
+                record.completed.append(CompletedAdmission(index, details))
             elif result.outcome is CompletionOutcome.PERMANENT:
-                return self._fail(state, index, body, attempt, result.reason, report)
+                return _ended(record, AttemptEnd.FAILED, result.reason, failed_index=index)
             else:
                 delay = retry_delay_seconds(attempt, result.retry_after_seconds)
                 if delay is None:
-                    reason = f"gave up after {attempt} attempts: {result.reason}"
-                    return self._fail(state, None, body, attempt, reason, report)
-                self.orders.record_retry(state.key, attempt, result.reason, delay, self.now())
-                raise RetryLaterError(result.reason, delay, report)
-        return report
+                    return _ended(
+                        record, AttemptEnd.FAILED, f"gave up after {attempt} attempts: {result.reason}"
+                    )
+                record.retry_in_seconds = delay
+                return _ended(record, AttemptEnd.RETRY, result.reason)
+        return record
 
-    def _fail(
-        self,
-        state: OrderState,
-        index: int | None,
-        body: str,
-        attempt: int,
-        reason: str,
-        report: RecordReport,
-        *,
-        attempted: bool = True,
-    ) -> RecordReport:
-        self.orders.record_failed(state, attempt, reason, self.now(), index=index, attempted=attempted)
-        self.dead_letters.park_in_dlq(body, reason, attempt)
-        report.result = RecordResult.FAILED_PERMANENTLY
-        report.detail = reason
-        return report
+
+def _ended(
+    record: AttemptRecord, end: AttemptEnd, reason: str, *, failed_index: int | None = None
+) -> AttemptRecord:
+    record.end = end
+    record.reason = reason
+    record.failed_index = failed_index
+    return record
 
 
 def completion_request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class SyncStatus(StrEnum):
@@ -19,7 +20,8 @@ class AdmissionState(StrEnum):
 
 
 class OrderEventName(StrEnum):
-    ORDER_RECEIVED = "order_received"
+    # An order's receipt is not an event item: the order item's first write records it (receivedAt), which
+    # saves a write per order. Events record what happens after: Fanfare's answers and lifecycle changes.
     ADMISSION_COMPLETED = "fanfare_admission_completed"
     RETRY_SCHEDULED = "fanfare_retry_scheduled"
     SYNC_FAILED = "fanfare_sync_failed"
@@ -50,11 +52,44 @@ class StoredAdmission:
 
 @dataclass
 class OrderState:
+    """What the consumer knows of an order before an attempt: read once, written once after it."""
+
     key: OrderKey
     sync_status: SyncStatus | None
     admissions: list[StoredAdmission] = field(default_factory=list)
-    created_now: bool = False
+    # False when the order item has no admissions yet (never attempted, or only a cancellation seen):
+    # the attempt's write then sets the whole list instead of updating entries by index.
+    admissions_stored: bool = False
+    last_error: str | None = None
 
     @property
     def pending_indexes(self) -> list[int]:
         return [i for i, a in enumerate(self.admissions) if a.state is not AdmissionState.COMPLETED]
+
+
+class AttemptEnd(StrEnum):
+    SYNCED = "synced"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CompletedAdmission:
+    index: int
+    # Fanfare's answer as the history shows it (status code, latency, already completed).
+    details: dict[str, Any]
+
+
+@dataclass
+class AttemptRecord:
+    """One attempt at an order's pending admissions, as the single write after it records it."""
+
+    attempt: int
+    completed: list[CompletedAdmission] = field(default_factory=list)
+    end: AttemptEnd = AttemptEnd.SYNCED
+    reason: str = ""
+    retry_in_seconds: int | None = None
+    # The admission Fanfare (or our own validation) refused, when the attempt ended FAILED because of one.
+    failed_index: int | None = None
+    # Fanfare calls whose answer is recorded: completions plus the failed call, if one was made.
+    fanfare_calls: int = 0
