@@ -303,8 +303,12 @@ def _table_shapes(aws: LocalAws) -> dict[str, TableShape]:
 
 
 # ------------------------------------------------------------------------------------------- log lines
-def platform_log_bytes(memory_mb: int) -> int:
-    """Lambda's own START / END / REPORT lines of one invocation (text log format, the template's)."""
+def platform_log_bytes(aws: LocalAws, memory_mb: int) -> int:
+    """Lambda's own START / END / REPORT lines of one invocation, when the template's system log level
+    writes them (they are INFO lines: the default LambdaSystemLogLevel, WARN, leaves them out)."""
+    level = aws.template["Parameters"]["LambdaSystemLogLevel"]["Default"]
+    if level not in ("INFO", "DEBUG"):
+        return 0
     request_id = str(uuid.uuid4())
     lines = [
         f"START RequestId: {request_id} Version: $LATEST",
@@ -438,8 +442,8 @@ def run(
         "ingest handler (log line, EMF metrics)": counted.ingest_log_bytes / n,
         "consumer handler (per record line, EMF per batch)": counted.consumer_log_bytes / n,
         "26 B per handler log event": handler_log_events * LOG_EVENT_OVERHEAD_BYTES,
-        "Lambda START/END/REPORT": platform_log_bytes(ingest_mb)
-        + platform_log_bytes(consumer_mb) * counted.consumer_invocations / n,
+        "Lambda START/END/REPORT": platform_log_bytes(aws, ingest_mb)
+        + platform_log_bytes(aws, consumer_mb) * counted.consumer_invocations / n,
         "HTTP API access log": access_log_bytes(aws),
     }
     log_bytes = sum(log_parts.values())

@@ -45,6 +45,26 @@ def test_powertools_is_configured_for_every_function(template: dict[str, Any]) -
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
 
 
+def test_lambda_log_levels_follow_the_parameters(template: dict[str, Any]) -> None:
+    logging = template["Globals"]["Function"]["LoggingConfig"]
+    # Levels are only configurable with the JSON format; the handlers' own lines are JSON already.
+    assert logging["LogFormat"] == "JSON"
+    assert logging["SystemLogLevel"] == {"Ref": "LambdaSystemLogLevel"}
+    assert template["Parameters"]["LambdaSystemLogLevel"]["Default"] == "WARN"
+    # Lambda filters application lines by level too: it must let through what Powertools is asked to log.
+    assert logging["ApplicationLogLevel"] == {
+        "Fn::FindInMap": ["ApplicationLogLevels", {"Ref": "LogLevel"}, "Lambda"]
+    }
+    levels = template["Mappings"]["ApplicationLogLevels"]
+    assert set(levels) == set(template["Parameters"]["LogLevel"]["AllowedValues"])
+    assert {python: row["Lambda"] for python, row in levels.items()} == {
+        "DEBUG": "DEBUG",
+        "INFO": "INFO",
+        "WARNING": "WARN",
+        "ERROR": "ERROR",
+    }
+
+
 def test_completion_queue_redrives_to_the_dlq_after_six_attempts(template: dict[str, Any]) -> None:
     queue = template["Resources"]["CompletionQueue"]["Properties"]
     assert queue["RedrivePolicy"] == {
