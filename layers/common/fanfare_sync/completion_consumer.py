@@ -16,7 +16,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
-from pydantic import ValidationError
 
 from fanfare_sync.adapters.completion_queue import CompletionQueueControls
 from fanfare_sync.adapters.fanfare_api import AuthStyle, FanfareClient, FanfareCredentials, FanfareTimeouts
@@ -35,7 +34,7 @@ from fanfare_sync.logic.complete_order_event import (
 from fanfare_sync.logic.ingest_webhook import utc_timestamp
 from fanfare_sync.logic.retry_schedule import retry_delay_seconds
 from fanfare_sync.models.fanfare import CompletionOutcome, CompletionResult
-from fanfare_sync.models.queue_message import OrderMessage
+from fanfare_sync.models.queue_message import InvalidQueueMessageError, OrderMessage
 
 BATCH_CONCURRENCY = 10  # the SQS event's BatchSize
 # DynamoDB throttles in bursts (a flash sale); the SDK's default of 3 attempts gives up too soon for a write
@@ -141,9 +140,9 @@ class CompletionConsumer:
         """Raise to report the record as failed (SQS redelivers it after the delay set here)."""
         attempt = int(record.attributes.approximate_receive_count or 1)
         try:
-            message = OrderMessage.model_validate_json(record.body)
-        except ValidationError as error:
-            reason = f"invalid queue message ({error.error_count()} problems)"
+            message = OrderMessage.from_json(record.body)
+        except InvalidQueueMessageError as error:
+            reason = f"invalid queue message ({error.problem_count} problems)"
             self._queue.park_in_dlq(record.body, reason, attempt)
             self._metrics.add("PermanentFailures", 1)
             self._logger.error(

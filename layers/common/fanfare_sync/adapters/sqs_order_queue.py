@@ -27,7 +27,7 @@ class SqsOrderQueue:
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=message.model_dump_json(),
+                MessageBody=message.to_json(),
                 MessageAttributes={
                     "kind": {"DataType": "String", "StringValue": message.kind.value},
                     "platform": {"DataType": "String", "StringValue": message.platform.value},

@@ -14,13 +14,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from fanfare_sync.errors import QueueUnavailableError, SecretsUnavailableError
 from fanfare_sync.logic import extract_shopify_order, extract_woocommerce_order
 from fanfare_sync.logic.extraction import Extraction, Ignored, IgnoreReason, MalformedPayloadError
 from fanfare_sync.logic.verify_signature import signature_matches
-from fanfare_sync.models.queue_message import OrderMessage, Platform
+from fanfare_sync.models.queue_message import InvalidQueueMessageError, OrderMessage, Platform
 
 
 class IngestOutcome(StrEnum):
@@ -130,7 +128,7 @@ def ingest_webhook(
         # Decimal, never float: money must reach Fanfare exactly as the shop wrote it.
         payload = json.loads(raw_body, parse_float=Decimal)
         extraction = platform.extract(headers, payload, now())
-    except (ValueError, RecursionError, MalformedPayloadError, ValidationError) as error:
+    except (ValueError, RecursionError, MalformedPayloadError, InvalidQueueMessageError) as error:
         return IngestResult(IngestOutcome.MALFORMED, detail=_malformed_detail(error))
 
     if isinstance(extraction, Ignored):
@@ -155,7 +153,7 @@ def _malformed_detail(error: Exception) -> str:
     # Only our own wording goes back to the caller or the logs: parser messages can quote the body.
     if isinstance(error, MalformedPayloadError):
         return str(error)
-    if isinstance(error, ValidationError):
+    if isinstance(error, InvalidQueueMessageError):
         return "payload fields out of range"
     if isinstance(error, RecursionError):
         return "body nested too deeply"
