@@ -7,14 +7,16 @@ about one Fanfare round trip rather than ten.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypedDict
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+from boto3.session import Session
 from botocore.config import Config
 
 from fanfare_sync.adapters.completion_queue import CompletionQueueControls
@@ -31,7 +33,6 @@ from fanfare_sync.logic.complete_order_event import (
     RecordResult,
     RetryLaterError,
 )
-from fanfare_sync.logic.ingest_webhook import utc_timestamp
 from fanfare_sync.logic.retry_schedule import retry_delay_seconds
 from fanfare_sync.models.fanfare import CompletionOutcome, CompletionResult
 from fanfare_sync.models.queue_message import InvalidQueueMessageError, OrderMessage
@@ -42,6 +43,51 @@ BATCH_CONCURRENCY = 10  # the SQS event's BatchSize
 DYNAMODB_CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 10}
 )
+
+
+class BatchItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class BatchItemFailures(TypedDict):
+    """The answer Lambda reads from a function with `ReportBatchItemFailures`."""
+
+    batchItemFailures: list[BatchItemFailure]
+
+
+class QueueRecord:
+    """The fields of one SQS event record that the consumer reads.
+
+    (Powertools' `SQSRecord` has them too, but importing it imports every event data class of Powertools,
+    ~15 ms of each cold start for four fields.)
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    @property
+    def message_id(self) -> str:
+        return str(self._raw["messageId"])
+
+    @property
+    def body(self) -> str:
+        return str(self._raw["body"])
+
+    @property
+    def receipt_handle(self) -> str:
+        return str(self._raw["receiptHandle"])
+
+    @property
+    def receive_count(self) -> int:
+        """ApproximateReceiveCount: 1 on the first delivery."""
+        attributes = self._raw.get("attributes") or {}
+        return int(attributes.get("ApproximateReceiveCount") or 1)
+
+
+def utc_timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class FanfareClientProvider:
@@ -115,12 +161,18 @@ class CompletionConsumer:
         auth_style = required_env("FANFARE_AUTH_STYLE")
         if auth_style not in ("headers", "bearer"):
             raise ConfigurationError("FANFARE_AUTH_STYLE must be 'headers' or 'bearer'")
+        # One boto3 session for every client: its loaders and caches (endpoints, service models) are shared,
+        # where a client made by Powertools' default secrets provider would start a session of its own.
+        session = Session()
         fanfare = FanfareClientProvider(
             required_env("FANFARE_API_URL"),
             "bearer" if auth_style == "bearer" else "headers",
-            SecretsManagerFanfareCredentials(required_env("FANFARE_CREDENTIALS_SECRET_ARN")),
+            SecretsManagerFanfareCredentials(
+                required_env("FANFARE_CREDENTIALS_SECRET_ARN"),
+                SecretsProvider(boto3_client=session.client("secretsmanager")),
+            ),
         )
-        dynamodb = boto3.client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
+        dynamodb = session.client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
         completer = AdmissionCompleter(
             fanfare,
             DynamoDBPersistenceLayer(table_name=required_env("IDEMPOTENCY_TABLE"), boto3_client=dynamodb),
@@ -131,14 +183,37 @@ class CompletionConsumer:
             required_env("COMPLETION_QUEUE_URL"),
             required_env("COMPLETION_DLQ_URL"),
             # Bounded calls: a hung SQS call must fail inside the function's 30 s, not at botocore's 60 s.
-            boto3.client("sqs", config=SQS_CLIENT_CONFIG),
+            # Made on first use: only retries and parked messages need it, not a batch that completes.
+            lambda: session.client("sqs", config=SQS_CLIENT_CONFIG),
         )
         handler = OrderEventHandler(orders=orders, completer=completer, dead_letters=queue, now=utc_timestamp)
         return cls(handler, queue, fanfare, completer, logger, metrics)
 
-    def process_record(self, record: SQSRecord) -> None:
+    def process_batch(self, event: Mapping[str, Any]) -> BatchItemFailures:
+        """Process every record of an SQS batch at once on the thread pool; report the ones that failed.
+
+        The semantics of Powertools' batch processing with `ReportBatchItemFailures`: a record fails when
+        its processing raises (whatever the exception), which never affects the batch's other records, and
+        a batch whose records all failed is reported record by record rather than raised (a Fanfare outage
+        is a retry, not a crash, so the consumer's error alarm keeps meaning "bug"). SQS deletes the
+        records that are not listed.
+        """
+        records = event.get("Records")
+        if not isinstance(records, list):
+            raise ValueError("not an SQS event: no Records list")
+        running = []
+        for raw in records:
+            record = QueueRecord(raw)
+            running.append((record, self.executor.submit(self.process_record, record)))
+        failures: list[BatchItemFailure] = []
+        for record, outcome in running:
+            if outcome.exception() is not None:
+                failures.append({"itemIdentifier": record.message_id})
+        return {"batchItemFailures": failures}
+
+    def process_record(self, record: QueueRecord) -> None:
         """Raise to report the record as failed (SQS redelivers it after the delay set here)."""
-        attempt = int(record.attributes.approximate_receive_count or 1)
+        attempt = record.receive_count
         try:
             message = OrderMessage.from_json(record.body)
         except InvalidQueueMessageError as error:
@@ -180,7 +255,7 @@ class CompletionConsumer:
             "order event processed", extra={**context, "result": report.result.value, "detail": report.detail}
         )
 
-    def _retry(self, record: SQSRecord, delay: int | None, reason: str, context: dict[str, Any]) -> None:
+    def _retry(self, record: QueueRecord, delay: int | None, reason: str, context: dict[str, Any]) -> None:
         self._metrics.add("CompletionRetries", 1)
         self._logger.warning(
             "completion will be retried", extra={**context, "reason": reason, "retry_in_seconds": delay}

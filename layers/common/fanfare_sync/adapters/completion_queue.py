@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,10 +12,25 @@ from fanfare_sync.errors import QueueUnavailableError
 
 
 class CompletionQueueControls:
-    def __init__(self, queue_url: str, dlq_url: str, sqs_client: Any) -> None:
+    """`sqs_client` makes the SQS client, once, on first use: a batch that completes never needs it, so a
+    cold start does not pay for building it."""
+
+    def __init__(self, queue_url: str, dlq_url: str, sqs_client: Callable[[], Any]) -> None:
         self._queue_url = queue_url
         self._dlq_url = dlq_url
-        self._sqs = sqs_client
+        self._make_client = sqs_client
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def _sqs(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:  # records of a batch run on several threads: one client for all of them
+                if self._client is None:
+                    self._client = self._make_client()
+                client = self._client
+        return client
 
     def delay_redelivery(self, receipt_handle: str, seconds: int) -> None:
         """The message becomes visible again after `seconds` (its next attempt)."""

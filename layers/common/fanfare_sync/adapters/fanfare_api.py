@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -340,6 +341,7 @@ class FanfareClient:
             transport = httpx.HTTPTransport(
                 retries=1,
                 limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=10),
+                verify=_tls_verification(self._base_url),
             )
         self._http = httpx.Client(
             transport=transport,
@@ -443,6 +445,15 @@ class FanfareClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _tls_verification(base_url: str) -> ssl.SSLContext | bool:
+    if base_url.startswith("https://"):
+        return True  # httpx's default: certifi's CA bundle, hostname checks
+    # Plain http (a loopback sandbox): no TLS is ever negotiated, as only base_url is called and redirects
+    # are not followed. httpx would still load the whole CA bundle up front (20-40 ms of a cold start); a
+    # bare client context, which trusts no CA at all, fails closed should TLS ever be attempted.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _normalise_base_url(base_url: str, *, allow_insecure_http: bool) -> str:

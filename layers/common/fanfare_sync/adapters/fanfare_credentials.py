@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 from pydantic import SecretStr, ValidationError
 
 from fanfare_sync.adapters.fanfare_api import FanfareCredentials
@@ -19,10 +19,20 @@ MIN_SECONDS_BETWEEN_REFRESHES = 30
 
 
 class SecretsManagerFanfareCredentials:
-    """Reads `{"orgId": "...", "secretKey": "..."}` from the stack's Fanfare credentials secret."""
+    """Reads `{"orgId": "...", "secretKey": "..."}` from the stack's Fanfare credentials secret.
 
-    def __init__(self, secret_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+    `provider` is a Powertools secrets provider (it keeps the cache); pass one built on the function's own
+    boto3 session, so its client shares that session's loaders instead of starting a session of its own.
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        provider: SecretsProvider | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secret_id = secret_id
+        self._provider = provider or SecretsProvider()
         self._clock = clock
         self._lock = threading.Lock()
         self._force_next = False
@@ -32,7 +42,7 @@ class SecretsManagerFanfareCredentials:
         with self._lock:
             force, self._force_next = self._force_next, False
         try:
-            value: Any = parameters.get_secret(
+            value: Any = self._provider.get(
                 self._secret_id, transform="json", max_age=CREDENTIALS_MAX_AGE_SECONDS, force_fetch=force
             )
         except Exception as error:
