@@ -91,7 +91,7 @@ def completion(distribution_type: str = "queue", **overrides: object) -> Complet
         ),
     }
     fields.update(overrides)
-    return CompletionRequest.model_validate(fields)
+    return CompletionRequest.from_dict(fields)
 
 
 def complete_with(handler: Handler, request: CompletionRequest | None = None) -> CompletionResult:
@@ -443,7 +443,8 @@ def test_repr_and_str_of_client_and_credentials_never_show_the_secret() -> None:
             str(credentials),
             repr(client),
             str(client),
-            credentials.model_dump_json(),
+            repr(credentials.secret_key),
+            str(credentials.secret_key),
         ]
 
     for text in shown:
@@ -470,13 +471,9 @@ def test_unknown_distribution_type_is_rejected_by_the_model() -> None:
 
 
 def test_unknown_distribution_type_is_rejected_before_any_http_call() -> None:
-    # Given a request that skipped validation (model_construct) and so carries an unknown type
-    request = CompletionRequest.model_construct(
-        distribution_id="dist_1",
-        distribution_type="raffle",  # type: ignore[arg-type]  # the point: a value the model would refuse
-        consumer_id="cons_1",
-        metadata=completion().metadata,
-    )
+    # Given a request that went around its checks and so carries an unknown type
+    request = completion()
+    object.__setattr__(request, "distribution_type", "raffle")  # the point: a value the model would refuse
     client, transport = make_client(answer(200, {"status": "COMPLETED"}))
 
     # When completing it, Then the client refuses
@@ -532,9 +529,9 @@ def test_order_amount_is_never_a_float() -> None:
     metadata = completion().metadata
 
     with pytest.raises(ValidationError, match="never a float"):
-        metadata.model_validate({**metadata.model_dump(), "orderAmount": 199.99})
+        CompletionMetadata.from_dict({**metadata.to_dict(), "orderAmount": 199.99})
     assert (
-        metadata.model_validate({**metadata.model_dump(), "orderAmount": Decimal("10.50")}).orderAmount
+        CompletionMetadata.from_dict({**metadata.to_dict(), "orderAmount": Decimal("10.50")}).orderAmount
         == "10.50"
     )
 
@@ -544,7 +541,95 @@ def test_completed_at_must_be_an_iso_utc_timestamp(completed_at: str) -> None:
     metadata = completion().metadata
 
     with pytest.raises(ValidationError):
-        metadata.model_validate({**metadata.model_dump(), "completedAt": completed_at})
+        CompletionMetadata.from_dict({**metadata.to_dict(), "completedAt": completed_at})
+
+
+def test_a_bad_request_raises_one_pydantic_error_per_field_in_pydantic_terms() -> None:
+    metadata = completion().metadata.to_dict()
+    with pytest.raises(ValidationError) as excinfo:
+        CompletionRequest.from_dict(
+            {
+                "distribution_id": "a/b",
+                "distribution_type": "raffle",
+                "consumer_id": 7,
+                "metadata": {**metadata, "itemCount": True, "currency": "euro", "orderId": ""},
+            }
+        )
+    problems = {".".join(str(part) for part in e["loc"]): e["msg"] for e in excinfo.value.errors()}
+    assert problems == {
+        "distribution_id": "Value error, distribution_id must not contain '/', '\\', '?', '#', '%', "
+        "whitespace or control characters",
+        "distribution_type": "Value error, unknown Fanfare distribution type 'raffle'",
+        "consumer_id": "Input should be a valid string",
+        "metadata.orderId": "String should have at least 1 character",
+        "metadata.itemCount": "Input should be a valid integer",
+        "metadata.currency": "Value error, currency must be a three-letter ISO 4217 code",
+    }
+
+
+def test_unknown_and_missing_fields_are_refused_when_read_back() -> None:
+    fields = completion().to_dict()
+    with pytest.raises(ValidationError) as excinfo:
+        CompletionRequest.from_dict({**fields, "priority": "high"})
+    assert [(e["type"], e["loc"]) for e in excinfo.value.errors()] == [("extra_forbidden", ("priority",))]
+    del fields["consumer_id"]
+    with pytest.raises(ValidationError) as excinfo:
+        CompletionRequest.from_dict(fields)
+    assert [(e["type"], e["loc"]) for e in excinfo.value.errors()] == [("missing", ("consumer_id",))]
+
+
+def test_models_read_back_what_they_wrote_and_compare_by_value() -> None:
+    request = completion("timed-release")
+    again = CompletionRequest.from_dict(json.loads(json.dumps(request.to_dict())))
+    assert again == request
+    assert hash(again) == hash(request)
+    assert again.distribution_type is DistributionType.TIMED_RELEASE
+    assert again != completion("queue")
+    result = CompletionResult(
+        outcome="completed", status_code=200, reason="HTTP 200", elapsed_ms=3, remote_status="COMPLETED"
+    )
+    assert CompletionResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert result.to_dict() == {
+        "outcome": "completed",
+        "status_code": 200,
+        "reason": "HTTP 200",
+        "retry_after_seconds": None,
+        "misconfiguration": False,
+        "elapsed_ms": 3.0,
+        "remote_status": "COMPLETED",
+    }
+
+
+def test_models_are_immutable() -> None:
+    request = completion()
+    with pytest.raises(AttributeError):
+        request.consumer_id = "someone else"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        request.metadata.orderAmount = "0"  # type: ignore[misc]
+
+
+def test_a_result_keeps_its_reason_to_one_bounded_line_and_refuses_negative_times() -> None:
+    result = CompletionResult(
+        outcome="retryable", status_code=None, reason="a\nb" + "x" * 300, elapsed_ms=1.0
+    )
+    assert "\n" not in result.reason
+    assert len(result.reason) == 200
+    with pytest.raises(ValidationError):
+        CompletionResult(outcome="retryable", status_code=None, reason="r", elapsed_ms=-1.0)
+    with pytest.raises(ValidationError):
+        CompletionResult(outcome="maybe", status_code=None, reason="r", elapsed_ms=1.0)
+
+
+def test_credentials_compare_by_value_so_a_rotated_key_rebuilds_the_client() -> None:
+    assert FanfareCredentials(org_id="org_1", secret_key="k1") == FanfareCredentials(
+        org_id=" org_1", secret_key="k1\n"
+    )
+    assert FanfareCredentials(org_id="org_1", secret_key="k1") != FanfareCredentials(
+        org_id="org_1", secret_key="k2"
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        FanfareCredentials(org_id="", secret_key="")
+    assert [e["loc"] for e in excinfo.value.errors()] == [("org_id",), ("secret_key",)]
 
 
 # --- construction ---------------------------------------------------------------------------------------

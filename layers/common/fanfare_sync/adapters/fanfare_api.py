@@ -13,6 +13,7 @@ and Retry-After as seconds, HTTP date or ISO timestamp.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import re
@@ -29,7 +30,7 @@ from typing import Final, Literal, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import InitErrorDetails, ValidationError
 
 from fanfare_sync.models.fanfare import (
     CompletionOutcome,
@@ -74,44 +75,103 @@ class FanfareTimeouts:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
-class FanfareCredentials(BaseModel):
-    """Fanfare org id and secret key. `repr`/`str` show the secret as `**********` (pydantic SecretStr)."""
+class SecretString:
+    """A secret that `repr`, `str` and logs show as `**********`; `get_secret_value()` gives it back."""
 
-    # Validation errors would otherwise quote the rejected input — the secret itself — and such errors
-    # end up in logs.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    __slots__ = ("_value",)
 
-    org_id: str = Field(min_length=1, max_length=200)
-    secret_key: SecretStr
+    _value: str
 
-    @field_validator("org_id", mode="before")
-    @classmethod
-    def _org_id_is_a_header_value(cls, value: object) -> object:
+    def __init__(self, value: str) -> None:
+        object.__setattr__(self, "_value", value)
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SecretString is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretString):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other.get_secret_value().encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretString('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+
+class FanfareCredentials:
+    """Fanfare org id and secret key. `repr`/`str` show the secret as `**********`.
+
+    Invalid values raise pydantic's `ValidationError` naming the field and the rule, never the value: such
+    errors end up in logs, and the rejected input may be the secret itself.
+    """
+
+    __slots__ = ("org_id", "secret_key")
+
+    org_id: str
+    secret_key: SecretString
+
+    # `object`: the values come from a JSON secret, whatever its author put there; they are checked here.
+    def __init__(self, *, org_id: str | object, secret_key: str | SecretString | object) -> None:
+        problems: list[InitErrorDetails] = []
+        org = org_id
         # Values set through the console or `aws secretsmanager put-secret-value --secret-string file://`
         # often carry a trailing newline; a header cannot, and a stray space would be an auth failure that
         # looks like a wrong key.
-        if isinstance(value, str):
-            value = value.strip()
-            _check_header_token(value, "org_id")
-        return value
-
-    @field_validator("secret_key", mode="before")
-    @classmethod
-    def _secret_is_a_header_value(cls, value: object) -> object:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(org, str):
+            problems.append({"type": "string_type", "loc": ("org_id",), "input": org})
+        else:
+            org = org.strip()
+            if not 1 <= len(org) <= 200:
+                problems.append(_problem("org_id", "org_id must be 1 to 200 characters"))
+            elif not _is_header_token(org):
+                problems.append(_problem("org_id", "org_id must be printable ASCII without whitespace"))
+        raw = secret_key.get_secret_value() if isinstance(secret_key, SecretString) else secret_key
         if not isinstance(raw, str):
-            raise ValueError("secret_key must be a string")  # no value in the message: it is the secret
-        raw = raw.strip()
-        if not raw:
-            raise ValueError("secret_key must not be empty")
-        _check_header_token(raw, "secret_key")
-        return SecretStr(raw)
+            problems.append(_problem("secret_key", "secret_key must be a string"))
+        else:
+            raw = raw.strip()
+            if not raw:
+                problems.append(_problem("secret_key", "secret_key must not be empty"))
+            elif not _is_header_token(raw):
+                problems.append(
+                    _problem("secret_key", "secret_key must be printable ASCII without whitespace")
+                )
+        if problems or not isinstance(raw, str):
+            raise ValidationError.from_exception_data(type(self).__name__, problems, hide_input=True)
+        object.__setattr__(self, "org_id", org)
+        object.__setattr__(self, "secret_key", SecretString(raw))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("FanfareCredentials is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FanfareCredentials):
+            return NotImplemented
+        return (self.org_id, self.secret_key) == (other.org_id, other.secret_key)
+
+    def __hash__(self) -> int:
+        return hash((self.org_id, self.secret_key))
+
+    def __repr__(self) -> str:
+        return f"FanfareCredentials(org_id={self.org_id!r}, secret_key={self.secret_key!r})"
 
 
-def _check_header_token(value: str, what: str) -> None:
+def _problem(field: str, message: str) -> InitErrorDetails:
+    # The message never quotes the value (it may be the secret); the input is hidden from the error too.
+    return {"type": "value_error", "loc": (field,), "input": None, "ctx": {"error": ValueError(message)}}
+
+
+def _is_header_token(value: str) -> bool:
     # Printable ASCII without spaces: anything else either breaks the header (CR/LF) or cannot be right.
-    if not value.isascii() or any(not character.isprintable() or character.isspace() for character in value):
-        raise ValueError(f"{what} must be printable ASCII without whitespace")
+    return value.isascii() and all(character.isprintable() and not character.isspace() for character in value)
 
 
 def _is_loopback(host: str) -> bool:
@@ -377,8 +437,8 @@ class FanfareClient:
         """Send one completion and classify the answer. Raises only for a request that is itself invalid
         (`UnknownDistributionType`, `ValueError`) — before any HTTP call — never for what Fanfare or the
         network does."""
-        # Parsed again on purpose: `CompletionRequest.model_construct` skips validation, and a wrong path
-        # segment would call a different endpoint.
+        # Parsed again on purpose: a request can be built around its checks (a test double, `__new__`), and
+        # a wrong path segment would call a different endpoint.
         distribution_type = DistributionType.parse(request.distribution_type)
         url = self.completion_url(distribution_type, request.distribution_id)
         content = json.dumps(request.to_json_body(), separators=(",", ":"), ensure_ascii=False).encode()

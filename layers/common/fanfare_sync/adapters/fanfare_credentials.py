@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
-from pydantic import SecretStr, ValidationError
+from pydantic_core import ValidationError
 
 from fanfare_sync.adapters.fanfare_api import FanfareCredentials
 from fanfare_sync.errors import SecretsUnavailableError
@@ -54,9 +54,7 @@ class SecretsManagerFanfareCredentials:
                 'Fanfare credentials secret must be JSON {"orgId": ..., "secretKey": ...}'
             )
         try:
-            return FanfareCredentials(
-                org_id=value.get("orgId", ""), secret_key=SecretStr(value.get("secretKey", ""))
-            )
+            return FanfareCredentials(org_id=value.get("orgId", ""), secret_key=value.get("secretKey", ""))
         except ValidationError as error:
             # pydantic's message would quote the input; only the field names go out.
             fields = ", ".join(str(e["loc"][0]) for e in error.errors())

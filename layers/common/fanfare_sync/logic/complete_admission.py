@@ -85,14 +85,14 @@ class AdmissionCompleter:
                 reason="another delivery of this admission is being completed right now",
                 elapsed_ms=0.0,
             )
-        return CompletionResult.model_validate(stored)
+        return CompletionResult.from_dict(stored)
 
     def _call_fanfare(self, admission: dict[str, Any]) -> dict[str, Any]:
-        result = self._fanfare().complete_admission(CompletionRequest.model_validate(admission["request"]))
+        result = self._fanfare().complete_admission(CompletionRequest.from_dict(admission["request"]))
         if not result.outcome.is_success:
             raise _NotCompletedError(result)
         self._accepted.result = result
-        return result.model_dump(mode="json")
+        return result.to_dict()
 
 
 def _as_record(request: CompletionRequest) -> dict[str, Any]:
@@ -100,5 +100,5 @@ def _as_record(request: CompletionRequest) -> dict[str, Any]:
     return {
         "distributionId": request.distribution_id,
         "consumerId": request.consumer_id,
-        "request": request.model_dump(mode="json"),
+        "request": request.to_dict(),
     }
