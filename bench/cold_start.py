@@ -167,13 +167,20 @@ def _result(
         note = (
             f"{mine.median * 1000:.0f} ms against {base.median * 1000:.0f} ms for `import boto3` "
             f"({imported['boto3'].median * 1000:.0f} ms) + an SQS client: the module's import and init take "
-            f"{import_ms:.0f} ms (boto3, Powertools, pydantic models"
+            f"{import_ms:.0f} ms ("
             + (
-                ", httpx, asyncio for the batch processor, clients"
+                "boto3, Powertools, pydantic models, httpx, asyncio for the batch processor, clients"
                 if kind == "consumer"
-                else ", the SQS client"
+                else "botocore (not boto3), its SQS and Secrets Manager clients on one session, "
+                "fanfare_sync's ingest modules"
             )
-            + f"), the first invocation {first_ms:.0f} ms (Secrets Manager client and read, then the work)"
+            + f"), the first invocation {first_ms:.0f} ms ("
+            + (
+                "Secrets Manager client and read, then the work"
+                if kind == "consumer"
+                else "the secret's read, then the work and the SendMessage"
+            )
+            + ")"
         )
     return Result(
         key=key,

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from fanfare_sync_cli.local.alarms import MetricStore
+from fanfare_sync_cli.local.function_worker import LAYER_PATH
 from fanfare_sync_cli.local.gateway import build_http_api_event
 from fanfare_sync_cli.local.moto_server import MotoServer
 from fanfare_sync_cli.local.provision import ProvisionedStack
 from fanfare_sync_cli.local.stack import DEFAULT_SHOPIFY_WEBHOOK_SECRET, DEFAULT_WC_WEBHOOK_SECRET
+from fanfare_sync_cli.local.template import function_specs
 from fanfare_sync_cli.samples import SampleOrder, shopify_headers, shopify_order, to_body
 from tests.conftest import drain_queue, load_event, queue_depth
 
@@ -107,14 +114,14 @@ def test_forged_shopify_webhook_is_401_and_queue_stays_empty(
     aws_stack: ProvisionedStack,
     sqs: Any,
     lambda_context: Any,
-    captured_logs: Callable[[], str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     event = load_event("shopify_orders_paid_forged.json")
     status, body = invoke(shopify, event, lambda_context)
 
     assert (status, body) == (401, {"status": "unauthorized", "detail": "invalid signature"})
     assert queue_depth(sqs, aws_stack.ref("CompletionQueue")) == 0
-    logs = captured_logs()
+    logs = capsys.readouterr().out
     # Nothing of the body is logged for a rejected request.
     assert "webhook rejected" in logs
     assert "cons_01HXYZ123456789" not in logs
@@ -186,8 +193,13 @@ def test_malformed_signed_body_is_200_counted_and_not_queued(
     status, response = invoke(shopify, event, lambda_context)
     assert (status, response["status"]) == (200, "malformed")
     assert queue_depth(sqs, aws_stack.ref("CompletionQueue")) == 0
-    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert any(blob.get("outcome") == "malformed" and blob.get("Webhooks") == [1.0] for blob in emitted)
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert (line["level"], line["outcome"], line["Webhooks"], line["WebhookDataProblems"]) == (
+        "ERROR",
+        "malformed",
+        1,
+        1,
+    )
 
 
 def test_one_mebibyte_webhook_is_queued(
@@ -235,7 +247,6 @@ def test_no_secret_value_appears_in_logs_or_responses(
     woocommerce: ModuleType,
     lambda_context: Any,
     capsys: pytest.CaptureFixture[str],
-    captured_logs: Callable[[], str],
 ) -> None:
     responses = []
     for module, name in [
@@ -245,8 +256,118 @@ def test_no_secret_value_appears_in_logs_or_responses(
         (woocommerce, "woocommerce_ping.json"),
     ]:
         responses.append(json.dumps(module.lambda_handler(load_event(name), lambda_context)))
-    output = captured_logs() + capsys.readouterr().out + "".join(responses)
+    output = capsys.readouterr().out + "".join(responses)
     assert "webhook handled" in output  # the capture works, so the absence below means something
     assert DEFAULT_SHOPIFY_WEBHOOK_SECRET not in output
     assert DEFAULT_WC_WEBHOOK_SECRET not in output
     assert "x-shopify-hmac-sha256" not in output.lower()
+
+
+def test_each_request_writes_one_line_that_is_both_the_log_and_the_metrics(
+    shopify: ModuleType, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    invoke(shopify, load_event("shopify_orders_paid.json"), lambda_context)
+    invoke(shopify, load_event("shopify_orders_paid_forged.json"), lambda_context)
+    lines = capsys.readouterr().out.splitlines()
+
+    assert len(lines) == 2
+    assert all(line.startswith('{"_aws"') for line in lines)  # how the local runtime finds EMF lines
+    queued, rejected = (json.loads(line) for line in lines)
+    assert (queued["level"], queued["message"], queued["outcome"]) == ("INFO", "webhook handled", "queued")
+    assert (queued["status_code"], queued["order_id"], queued["admissions"]) == (200, "820982911946154508", 1)
+    assert queued["delivery_id"] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert queued["event_id"] == "evt-b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert queued["function_request_id"] == lambda_context.aws_request_id
+    assert queued["cold_start"] is True
+    assert rejected["cold_start"] is False
+    assert queued["timestamp"].endswith("Z")
+    assert "T" in queued["timestamp"]
+    assert (rejected["level"], rejected["outcome"], rejected["reason"]) == (
+        "WARNING",
+        "unauthorized",
+        "invalid signature",
+    )
+    # The metrics CloudWatch (and the local alarm evaluator) reads out of the same lines.
+    store = MetricStore()
+    for line in lines:
+        store.record_emf(line)
+    assert set(store._points) == {
+        (
+            "FanfareSync",
+            "Webhooks",
+            frozenset({("service", "fanfare-sync"), ("platform", "shopify"), ("outcome", o)}),
+        )
+        for o in ("queued", "unauthorized")
+    } | {
+        (
+            "FanfareSync",
+            "ColdStart",
+            frozenset({("service", "fanfare-sync"), ("function_name", "test-function")}),
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "outcome"),
+    [("GET", "/webhooks/shopify", 405, "method_not_allowed"), ("POST", "/webhooks/other", 404, "not_found")],
+)
+def test_only_post_on_the_declared_route_is_served(
+    shopify: ModuleType,
+    aws_stack: ProvisionedStack,
+    sqs: Any,
+    lambda_context: Any,
+    method: str,
+    path: str,
+    status: int,
+    outcome: str,
+) -> None:
+    event = load_event("shopify_orders_paid.json")
+    event["requestContext"]["http"].update(method=method, path=path)
+    response = shopify.lambda_handler(event, lambda_context)
+    assert (response["statusCode"], json.loads(response["body"])) == (status, {"status": outcome})
+    assert response["headers"].get("Allow") == ("POST" if status == 405 else None)
+    assert queue_depth(sqs, aws_stack.ref("CompletionQueue")) == 0
+
+
+def test_unexpected_error_is_500_with_the_trace_logged_never_answered(
+    shopify: ModuleType,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def bug(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug in the extraction")
+
+    monkeypatch.setattr(
+        shopify.endpoint, "platform", dataclasses.replace(shopify.endpoint.platform, extract=bug)
+    )
+    response = shopify.lambda_handler(load_event("shopify_orders_paid.json"), lambda_context)
+
+    assert (response["statusCode"], json.loads(response["body"])) == (500, {"status": "error"})
+    assert "Traceback" not in json.dumps(response)
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (line["level"], line["outcome"], line["error_type"]) == ("ERROR", "error", "RuntimeError")
+    assert "a bug in the extraction" in line["exception"]
+    assert "Traceback" in line["exception"]
+    assert line["Webhooks"] == 1
+
+
+def test_the_webhook_functions_import_neither_boto3_nor_pydantic_nor_powertools(
+    aws_stack: ProvisionedStack, template: dict[str, Any]
+) -> None:
+    # What keeps their cold start near a bare boto3 client's: see README "Webhook ingest".
+    specs = {spec.logical_id: spec for spec in function_specs(template)}
+    for name in ("ShopifyWebhookFunction", "WooCommerceWebhookFunction"):
+        spec = specs[name]
+        environment = {**os.environ, **{k: str(v) for k, v in aws_stack.resolve(spec.environment).items()}}
+        paths = [str(spec.module_path.parent), str(LAYER_PATH)]
+        probe = (
+            f"import sys; sys.path[:0] = {paths!r}; import app; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'pydantic', 'aws_lambda_powertools', 'boto3'}))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == "[]", name
