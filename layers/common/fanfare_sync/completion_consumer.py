@@ -251,9 +251,8 @@ class CompletionConsumer:
             raise
         self._account(report)
         log = self._logger.error if report.result is RecordResult.FAILED_PERMANENTLY else self._logger.info
-        log(
-            "order event processed", extra={**context, "result": report.result.value, "detail": report.detail}
-        )
+        outcome = {"result": report.result.value, **({"detail": report.detail} if report.detail else {})}
+        log("order event processed", extra={**context, **outcome})
 
     def _retry(self, record: QueueRecord, delay: int | None, reason: str, context: dict[str, Any]) -> None:
         self._metrics.add("CompletionRetries", 1)
