@@ -27,7 +27,7 @@ from bench.report import readme_block, table, update_readme, write_json
 ONLY = frozenset(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 # Steps that reuse the ingest step's measurements (its message body, its loaded handler); cost also
 # reuses the batch step's.
-_NEEDS_INGEST = frozenset({"cold_start", "cost", "memory"})
+_NEEDS_INGEST = frozenset({"batch", "cold_start", "cost", "memory"})
 # The bound for the whole of `make bench` on a 2-core machine.
 BUDGET_SECONDS = 600
 # After the burst's deadline: its checks, stopping the local stack, the table and the files (~25 s), plus
