@@ -222,7 +222,10 @@ def test_secrets_manager_unavailable_then_back(
         if secrets_down["on"]:
             raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com/")
 
-    # Powertools' provider client is shared by both functions in this process: cut it off.
+    # The ingest reads its webhook secret with a botocore client of its own: cut it off.
+    ingest_secrets = stack.ingest.endpoint._secrets._client
+    ingest_secrets.meta.events.register("before-send.secrets-manager", unreachable)
+    # Powertools' default provider client: cut it off too.
     parameters.clear_caches()
     provider = parameters.base.DEFAULT_PROVIDERS.get("secrets") or parameters.SecretsProvider()
     parameters.base.DEFAULT_PROVIDERS["secrets"] = provider
@@ -239,6 +242,7 @@ def test_secrets_manager_unavailable_then_back(
         stack.drain()
     finally:
         provider.client.meta.events.unregister("before-send.secrets-manager", unreachable)
+        ingest_secrets.meta.events.unregister("before-send.secrets-manager", unreachable)
     output = capfd.readouterr().out
     assert during == [503] * 10
     assert after == [200] * 10
