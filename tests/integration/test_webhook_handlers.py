@@ -371,3 +371,23 @@ def test_the_webhook_functions_import_neither_boto3_nor_pydantic_nor_powertools(
             [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
         )
         assert result.stdout.strip() == "[]", name
+
+
+def test_incomplete_fanfare_data_is_200_ignored_and_logged_as_an_error(
+    shopify: ModuleType, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = shopify_order(SampleOrder(admissions=()))
+    payload["note_attributes"] = [{"name": "fanfare_distribution_id", "value": "queue_01"}]
+    body = to_body(payload)
+    headers = shopify_headers("orders/paid", body, DEFAULT_SHOPIFY_WEBHOOK_SECRET)
+    event = build_http_api_event("POST", "/webhooks/shopify", "", headers, body, "127.0.0.1")
+    capsys.readouterr()
+    status, response = invoke(shopify, event, lambda_context)
+    assert (status, response) == (200, {"status": "ignored", "detail": "incomplete_fanfare_data"})
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (line["level"], line["outcome"], line["reason"]) == (
+        "ERROR",
+        "incomplete_fanfare_data",
+        "incomplete_fanfare_data",
+    )
+    assert (line["Webhooks"], line["WebhookDataProblems"]) == (1, 1)

@@ -143,6 +143,9 @@ class WebhookEndpoint:
                 fields["event_id"] = message.eventId
             fields["admissions"] = len(message.admissions)
         level, text = _LOG_LINE[result.outcome]
+        if label in DATA_PROBLEM_OUTCOMES:
+            # Incomplete Fanfare data: a storefront problem, logged as an error like a malformed body.
+            level, text = _LOG_LINE[IngestOutcome.MALFORMED]
         if level != "INFO":
             fields["reason"] = result.detail
         self._log.request(level, text, label, fields, event, context)
