@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import subprocess
@@ -339,9 +338,7 @@ def test_unexpected_error_is_500_with_the_trace_logged_never_answered(
     def bug(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("a bug in the extraction")
 
-    monkeypatch.setattr(
-        shopify.endpoint, "platform", dataclasses.replace(shopify.endpoint.platform, extract=bug)
-    )
+    monkeypatch.setattr(shopify.endpoint, "platform", shopify.endpoint.platform._replace(extract=bug))
     response = shopify.lambda_handler(load_event("shopify_orders_paid.json"), lambda_context)
 
     assert (response["statusCode"], json.loads(response["body"])) == (500, {"status": "error"})

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from fanfare_sync.errors import QueueUnavailableError, SecretsUnavailableError
 from fanfare_sync.logic import extract_shopify_order, extract_woocommerce_order
@@ -45,8 +44,9 @@ _STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class IngestResult:
+# NamedTuples rather than dataclasses for these small immutable records: defining a dataclass costs ~1 ms
+# of every cold start (it generates and compiles its methods), a NamedTuple a fifth of that.
+class IngestResult(NamedTuple):
     outcome: IngestOutcome
     message: OrderMessage | None = None
     ignore_reason: IgnoreReason | None = None
@@ -72,8 +72,7 @@ class OrderQueue(Protocol):
     def send(self, message: OrderMessage) -> None: ...
 
 
-@dataclass(frozen=True)
-class WebhookPlatform:
+class WebhookPlatform(NamedTuple):
     platform: Platform
     signature_header: str
     extract: Callable[[Mapping[str, str], Any, str], Extraction]
