@@ -7,13 +7,18 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fanfare_sync.models.queue_message import (
+    _ADMISSION_RULES,
+    _MESSAGE_RULES,
     Admission,
     InvalidQueueMessageError,
     OrderEventKind,
     OrderMessage,
     Platform,
+    _problems,
 )
 
 
@@ -170,3 +175,60 @@ def test_messages_are_immutable_and_comparable() -> None:
     assert dataclasses.replace(built, kind=OrderEventKind.CANCELLED).kind is OrderEventKind.CANCELLED
     with pytest.raises(InvalidQueueMessageError):
         dataclasses.replace(built, orderId="")
+
+
+# Values for each field, good and bad: a valid message with one of them swapped in must be judged alike by
+# the fast check and by the rules.
+_CANDIDATES = [
+    None,
+    0,
+    1,
+    2,
+    -1,
+    True,
+    1.0,
+    "",
+    "x",
+    "1",
+    "order.paid",
+    OrderEventKind.PAID,
+    Platform.SHOPIFY,
+]
+_CANDIDATES_BY_FIELD: dict[str, list[Any]] = {
+    "admissions": [(), (admission(),), [admission()], ("not an admission",), None],
+}
+_ADMISSION_CANDIDATES = [None, 1, "", "x", "q" * 50, "q" * 51, "q" * 200, "q" * 201, OrderEventKind.PAID]
+
+
+def _unchecked(cls: type[Any], values: dict[str, Any]) -> Any:
+    instance = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
+def test_the_fast_checks_agree_with_the_rules_field_by_field() -> None:
+    valid = message()._values()
+    for name in valid:
+        for candidate in _CANDIDATES_BY_FIELD.get(name, _CANDIDATES):
+            values = {**valid, name: candidate}
+            expected = _problems(_MESSAGE_RULES, values) == []
+            assert _unchecked(OrderMessage, values)._is_valid() == expected, (name, candidate)
+    valid = admission()._values()
+    for name in valid:
+        for candidate in _ADMISSION_CANDIDATES:
+            values = {**valid, name: candidate}
+            expected = _problems(_ADMISSION_RULES, values) == []
+            assert _unchecked(Admission, values)._is_valid() == expected, (name, candidate)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            name: st.sampled_from(_CANDIDATES_BY_FIELD.get(name, _CANDIDATES))
+            for name in OrderMessage.__dataclass_fields__
+        }
+    )
+)
+def test_the_fast_message_check_agrees_with_the_rules_on_any_mix(values: dict[str, Any]) -> None:
+    assert _unchecked(OrderMessage, values)._is_valid() == (_problems(_MESSAGE_RULES, values) == [])
