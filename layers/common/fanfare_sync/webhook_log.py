@@ -120,4 +120,4 @@ class WebhookLog:
 
 def _request_id(event: Mapping[str, Any]) -> Any:
     request_context = event.get("requestContext")
-    return request_context.get("requestId") if isinstance(request_context, Mapping) else None
+    return request_context.get("requestId") if isinstance(request_context, dict) else None

@@ -43,6 +43,10 @@ def require_order_id(value: Any, field: str = "id") -> str:
     return text
 
 
+# An amount this large is not an order's and is treated as absent. Built once rather than on every call.
+_MONEY_LIMIT = Decimal(10) ** 15
+
+
 def decimal_text(value: Any) -> str | None:
     """Money as a plain decimal string ("2250.00"); None when absent or not a finite number."""
     if isinstance(value, bool) or value is None:
@@ -51,7 +55,7 @@ def decimal_text(value: Any) -> str | None:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    if not amount.is_finite() or abs(amount) >= Decimal(10) ** 15:
+    if not amount.is_finite() or abs(amount) >= _MONEY_LIMIT:
         return None
     return format(amount, "f")
 
