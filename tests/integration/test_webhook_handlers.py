@@ -199,6 +199,8 @@ def test_malformed_signed_body_is_200_counted_and_not_queued(
         1,
         1,
     )
+    # What an operator needs to find the delivery in Shopify's admin (the signature proved Shopify sent it).
+    assert line["delivery_id"] == headers["X-Shopify-Webhook-Id"]
 
 
 def test_one_mebibyte_webhook_is_queued(
@@ -282,6 +284,7 @@ def test_each_request_writes_one_line_that_is_both_the_log_and_the_metrics(
     assert rejected["cold_start"] is False
     assert queued["timestamp"].endswith("Z")
     assert "T" in queued["timestamp"]
+    assert "delivery_id" not in rejected  # an unsigned request's headers are anyone's words
     assert (rejected["level"], rejected["outcome"], rejected["reason"]) == (
         "WARNING",
         "unauthorized",

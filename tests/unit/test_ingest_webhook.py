@@ -169,3 +169,17 @@ def test_one_mebibyte_body_is_verified_and_queued() -> None:
     assert result.outcome is IngestOutcome.QUEUED
     # The queued message is the normalised order, not the raw body: it stays small whatever the body size.
     assert len(queue.sent[0].to_json()) < 2048
+
+
+def test_the_delivery_id_is_reported_only_once_the_signature_is_verified() -> None:
+    delivery_id = shopify_request(PAID_BODY)["x-shopify-webhook-id"]
+    queued = ingest_webhook(SHOPIFY, shopify_request(PAID_BODY), PAID_BODY, Secrets(), Queue())
+    malformed_body = b'{"id": '
+    malformed = ingest_webhook(SHOPIFY, shopify_request(malformed_body), malformed_body, Secrets(), Queue())
+    forged = ingest_webhook(
+        SHOPIFY, shopify_request(PAID_BODY, secret="guess"), PAID_BODY, Secrets(), Queue()
+    )
+
+    assert (queued.outcome, queued.delivery_id) == (IngestOutcome.QUEUED, delivery_id)
+    assert (malformed.outcome, malformed.delivery_id) == (IngestOutcome.MALFORMED, delivery_id)
+    assert (forged.outcome, forged.delivery_id) == (IngestOutcome.UNAUTHORIZED, None)

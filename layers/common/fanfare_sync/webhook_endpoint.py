@@ -136,9 +136,9 @@ class WebhookEndpoint:
         fields: dict[str, Any] = {"status_code": result.status_code}
         if result.order_id is not None:
             fields["order_id"] = result.order_id
+        if result.delivery_id is not None:
+            fields["delivery_id"] = result.delivery_id
         if message is not None:
-            if message.deliveryId is not None:
-                fields["delivery_id"] = message.deliveryId
             if message.eventId is not None:
                 fields["event_id"] = message.eventId
             fields["admissions"] = len(message.admissions)

@@ -21,6 +21,7 @@ from fanfare_sync.logic.find_admissions import collect_admissions, read_fanfare_
 from fanfare_sync.models.queue_message import OrderEventKind, OrderMessage, Platform
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
+DELIVERY_ID_HEADER = "x-shopify-webhook-id"
 
 _ORDER_TOPICS = {"orders/paid": OrderEventKind.PAID, "orders/cancelled": OrderEventKind.CANCELLED}
 _REFUND_TOPIC = "refunds/create"
@@ -40,7 +41,7 @@ def extract_shopify_order(headers: Mapping[str, str], payload: Any, received_at:
         "platform": Platform.SHOPIFY,
         "shop": shop.lower(),
         "topic": topic,
-        "deliveryId": short_text(headers.get("x-shopify-webhook-id")),
+        "deliveryId": short_text(headers.get(DELIVERY_ID_HEADER)),
         "eventId": short_text(headers.get("x-shopify-event-id")),
         "triggeredAt": short_text(headers.get("x-shopify-triggered-at")),
         "receivedAt": received_at,

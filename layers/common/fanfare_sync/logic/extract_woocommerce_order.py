@@ -21,6 +21,7 @@ from fanfare_sync.logic.find_admissions import collect_admissions, read_fanfare_
 from fanfare_sync.models.queue_message import OrderEventKind, OrderMessage, Platform
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
+DELIVERY_ID_HEADER = "x-wc-webhook-delivery-id"
 
 _ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # `order.created` fires before payment, so the status, not the topic, says whether the order is paid.
@@ -72,7 +73,7 @@ def extract_woocommerce_order(headers: Mapping[str, str], payload: Any, received
         shop=shop,
         orderId=order_id,
         topic=topic,
-        deliveryId=short_text(headers.get("x-wc-webhook-delivery-id")),
+        deliveryId=short_text(headers.get(DELIVERY_ID_HEADER)),
         # WooCommerce's delivery id is only unique per second; this names the event itself.
         eventId=f"{webhook_id}:{order_id}:{status}:{modified}",
         receivedAt=received_at,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from fanfare_sync.errors import QueueUnavailableError, SecretsUnavailableError
 from fanfare_sync.logic import extract_shopify_order, extract_woocommerce_order
-from fanfare_sync.logic.extraction import Extraction, Ignored, IgnoreReason, MalformedPayloadError
+from fanfare_sync.logic.extraction import Extraction, Ignored, IgnoreReason, MalformedPayloadError, short_text
 from fanfare_sync.logic.verify_signature import signature_matches
 from fanfare_sync.models.queue_message import InvalidQueueMessageError, OrderMessage, Platform
 
@@ -52,6 +52,8 @@ class IngestResult(NamedTuple):
     ignore_reason: IgnoreReason | None = None
     order_id: str | None = None
     detail: str = ""
+    # The platform's delivery id, once the signature proved the platform sent it: what an operator quotes.
+    delivery_id: str | None = None
 
     @property
     def status_code(self) -> int:
@@ -75,6 +77,7 @@ class OrderQueue(Protocol):
 class WebhookPlatform(NamedTuple):
     platform: Platform
     signature_header: str
+    delivery_id_header: str
     extract: Callable[[Mapping[str, str], Any, str], Extraction]
     is_unsigned_ping: Callable[[Mapping[str, str], bytes], bool] = lambda _headers, _body: False
 
@@ -82,11 +85,13 @@ class WebhookPlatform(NamedTuple):
 SHOPIFY = WebhookPlatform(
     platform=Platform.SHOPIFY,
     signature_header=extract_shopify_order.SIGNATURE_HEADER,
+    delivery_id_header=extract_shopify_order.DELIVERY_ID_HEADER,
     extract=extract_shopify_order.extract_shopify_order,
 )
 WOOCOMMERCE = WebhookPlatform(
     platform=Platform.WOOCOMMERCE,
     signature_header=extract_woocommerce_order.SIGNATURE_HEADER,
+    delivery_id_header=extract_woocommerce_order.DELIVERY_ID_HEADER,
     extract=extract_woocommerce_order.extract_woocommerce_order,
     is_unsigned_ping=extract_woocommerce_order.is_woocommerce_ping,
 )
@@ -122,13 +127,14 @@ def ingest_webhook(
         return IngestResult(IngestOutcome.SECRETS_UNAVAILABLE, detail="temporarily unavailable")
     if not verified:
         return IngestResult(IngestOutcome.UNAUTHORIZED, detail="invalid signature")
+    delivery_id = short_text(headers.get(platform.delivery_id_header))
 
     try:
         # Decimal, never float: money must reach Fanfare exactly as the shop wrote it.
         payload = json.loads(raw_body, parse_float=Decimal)
         extraction = platform.extract(headers, payload, now())
     except (ValueError, RecursionError, MalformedPayloadError, InvalidQueueMessageError) as error:
-        return IngestResult(IngestOutcome.MALFORMED, detail=_malformed_detail(error))
+        return IngestResult(IngestOutcome.MALFORMED, detail=_malformed_detail(error), delivery_id=delivery_id)
 
     if isinstance(extraction, Ignored):
         return IngestResult(
@@ -136,15 +142,23 @@ def ingest_webhook(
             ignore_reason=extraction.reason,
             order_id=extraction.order_id,
             detail=extraction.reason.value,
+            delivery_id=delivery_id,
         )
     try:
         queue.send(extraction)
     except QueueUnavailableError:
         return IngestResult(
-            IngestOutcome.QUEUE_UNAVAILABLE, order_id=extraction.orderId, detail="temporarily unavailable"
+            IngestOutcome.QUEUE_UNAVAILABLE,
+            order_id=extraction.orderId,
+            detail="temporarily unavailable",
+            delivery_id=delivery_id,
         )
     return IngestResult(
-        IngestOutcome.QUEUED, message=extraction, order_id=extraction.orderId, detail="queued"
+        IngestOutcome.QUEUED,
+        message=extraction,
+        order_id=extraction.orderId,
+        detail="queued",
+        delivery_id=delivery_id,
     )
 
 
