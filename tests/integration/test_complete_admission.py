@@ -192,10 +192,14 @@ def test_paid_order_is_completed_once_with_the_guide_call(harness: Harness) -> N
     assert order["syncStatus"] == "synced"
     assert order["status"] == "paid"
     assert "unsyncedShard" not in order
-    assert order["admissions"][0]["state"] == "completed"
-    # (its receipt is the order item's receivedAt, not an event item: one write fewer per order)
+    [admission] = order["admissions"]
+    assert admission["state"] == "completed"
+    assert admission["completedAt"].endswith("Z")
+    assert (admission["completion"]["statusCode"], admission["completion"]["attempt"]) == (200, 1)
+    assert admission["completion"]["alreadyCompleted"] is False
+    # Its receipt and its completion are on the order item; the history holds only what went wrong (nothing)
     assert order["receivedAt"].endswith("Z")
-    assert harness.events() == ["fanfare_admission_completed"]
+    assert harness.events() == []
     assert queue_depth(harness.sqs, harness.queue_url) == 0
 
 
@@ -217,7 +221,7 @@ def test_each_distribution_type_goes_to_its_endpoint(harness: Harness) -> None:
     order, _ = harness.order()
     assert order is not None
     assert order["syncStatus"] == "synced"
-    assert harness.events().count("fanfare_admission_completed") == 4
+    assert [a["completion"]["statusCode"] for a in order["admissions"]] == [200, 200, 200, 200]
 
 
 def test_same_webhook_delivered_five_times_completes_once(harness: Harness) -> None:
@@ -226,7 +230,10 @@ def test_same_webhook_delivered_five_times_completes_once(harness: Harness) -> N
         harness.poll()
     assert len(harness.sandbox.completions()) == 1
     assert len(harness.sandbox.requests()) == 1  # the order's sync state stops repeats before Fanfare
-    assert harness.events().count("fanfare_admission_completed") == 1
+    order, history = harness.order()
+    assert order is not None
+    assert order["admissions"][0]["completion"]["attempt"] == 1  # written by the first delivery only
+    assert history == []
     assert queue_depth(harness.sqs, harness.queue_url) == 0
 
 
@@ -276,7 +283,8 @@ def test_transient_500_completes_after_the_first_retry(harness: Harness) -> None
     assert order is not None
     assert (order["syncStatus"], int(order["attempts"])) == ("synced", 2)
     assert len(harness.sandbox.completions()) == 1
-    assert harness.events() == ["fanfare_retry_scheduled", "fanfare_admission_completed"]
+    assert harness.events() == ["fanfare_retry_scheduled"]
+    assert order["admissions"][0]["completion"]["attempt"] == 2
 
 
 def test_a_retry_is_counted_as_a_retry_not_as_a_synced_order(
@@ -387,10 +395,10 @@ def test_crash_after_the_fanfare_call_does_not_complete_twice(
     harness.poll()
     # Then the stored completion is reused: Fanfare is not called again, and the order is synced
     assert len(harness.sandbox.requests()) == 1
-    order, history = harness.order()
+    order, _ = harness.order()
     assert order is not None
     assert order["syncStatus"] == "synced"
-    assert [e["event"] for e in history].count("fanfare_admission_completed") == 1
+    assert order["admissions"][0]["completion"]["statusCode"] == 200  # the stored answer, reused
     assert queue_depth(harness.sqs, harness.queue_url) == 0
 
 
@@ -399,10 +407,11 @@ def test_already_completed_at_fanfare_counts_as_success(harness: Harness) -> Non
     harness.sandbox.set_faults(rules=[{"status": 409, "body": {"message": "Admission already completed"}}])
     harness.send(paid_message())
     harness.poll()
-    order, history = harness.order()
+    order, _ = harness.order()
     assert order is not None
     assert order["syncStatus"] == "synced"
-    assert history[-1]["data"]["alreadyCompleted"] is True
+    completion = order["admissions"][0]["completion"]
+    assert (completion["statusCode"], completion["alreadyCompleted"]) == (409, True)
 
 
 def test_cancellation_and_refund_are_recorded_and_never_restore_an_admission(harness: Harness) -> None:
@@ -539,6 +548,5 @@ def test_a_redriven_failed_order_records_the_resumption_and_keeps_counting_attem
     assert [e["event"] for e in history] == [
         "fanfare_sync_failed",
         "fanfare_sync_resumed",
-        "fanfare_admission_completed",
     ]
     assert history[1]["data"]["previousError"].startswith("HTTP 404")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fanfare_sync.models.orders import OrderKey
-from fanfare_sync_cli.commands.orders import describe_event, render_order
+from fanfare_sync_cli.commands.orders import describe_completion, describe_event, render_order
 
 
 def test_events_read_as_sentences_and_missing_fields_are_left_out() -> None:
@@ -41,3 +41,17 @@ def test_an_order_without_its_item_still_shows_its_history() -> None:
         "history (1 event)",
         "  2026-11-27T10:00:00.000Z  order_refunded  via refunds/create",
     ]
+
+
+def test_a_completed_admission_shows_fanfares_answer() -> None:
+    answer = {
+        "statusCode": Decimal(409),
+        "latencyMs": Decimal("12.5"),
+        "attempt": Decimal(2),
+        "alreadyCompleted": True,
+    }
+    assert describe_completion(answer) == "HTTP 409 in 12.5 ms (attempt 2), already completed"
+    assert describe_completion({**answer, "statusCode": Decimal(200), "alreadyCompleted": False}) == (
+        "HTTP 200 in 12.5 ms (attempt 2)"
+    )
+    assert describe_completion(None) == ""  # a pending admission

@@ -146,7 +146,7 @@ def render_order(key: OrderKey, order: dict[str, Any] | None, events: list[dict[
             else [
                 f"  {line}"
                 for line in table(
-                    ("TYPE", "DISTRIBUTION", "CONSUMER", "STATE", "COMPLETED AT"),
+                    ("TYPE", "DISTRIBUTION", "CONSUMER", "STATE", "COMPLETED AT", "FANFARE ANSWERED"),
                     [
                         (
                             a.get("distributionType"),
@@ -154,6 +154,7 @@ def render_order(key: OrderKey, order: dict[str, Any] | None, events: list[dict[
                             a.get("consumerId"),
                             a.get("state", "pending"),
                             a.get("completedAt", ""),
+                            describe_completion(a.get("completion")),
                         )
                         for a in admissions
                     ],
@@ -200,6 +201,17 @@ def _order_fields(order: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def describe_completion(completion: dict[str, Any] | None) -> str:
+    """Fanfare's answer to the call that completed an admission, as the order item keeps it."""
+    if not completion:
+        return ""
+    text = (
+        f"HTTP {completion.get('statusCode')} in {completion.get('latencyMs')} ms "
+        f"(attempt {completion.get('attempt')})"
+    )
+    return text + (", already completed" if completion.get("alreadyCompleted") else "")
+
+
 def describe_event(event: dict[str, Any]) -> str:
     """One line per history event: the facts an operator reads, in words."""
     data: dict[str, Any] = event.get("data") or {}
@@ -212,6 +224,7 @@ def describe_event(event: dict[str, Any]) -> str:
             _money(data),
             f"delivery {data['deliveryId']}" if data.get("deliveryId") else "",
         )
+    # Written by versions before completions moved into the order item (still shown for old orders).
     if name == "fanfare_admission_completed":
         text = (
             f"{data.get('distributionType')} {data.get('distributionId')} / {data.get('consumerId')}: "

@@ -5,11 +5,14 @@ Item layout (single table):
   attempt (after Fanfare answered). After a failed attempt it also carries `unsyncedShard` /
   `unsyncedSince`, the keys of the sparse `UnsyncedOrders` GSI; they are removed when it is synced, so that
   index only ever holds unsynced orders, and an order synced at its first attempt never enters it.
+  Each completed admission keeps Fanfare's answer (`completion`: status code, latency, already completed,
+  attempt) and `completedAt`.
 - event items: same pk, sk `EVENT#{timestamp}#{seq}#{event}#{id}`, in time order (`seq` orders the
-  events one attempt writes with the same timestamp).
+  events one attempt writes with the same timestamp): what the order item cannot say on its own, i.e. each
+  failed attempt, a resumption, a requeue, a cancellation or a refund.
 
-Per order synced at the first attempt: one read and two writes here (the order, its completion event),
-plus Powertools' two idempotency writes: 4 write units, the fewest this data model allows.
+An order synced at its first attempt costs half a read and one write here, plus Powertools' two idempotency
+writes: 3 write units, the floor of this design (DynamoDB on-demand bills each write of up to 1 KB).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from fanfare_sync.models.orders import (
     AdmissionState,
     AttemptEnd,
     AttemptRecord,
+    CompletedAdmission,
     OrderEventName,
     OrderKey,
     OrderState,
@@ -86,10 +90,10 @@ class OrdersTable:
     def load(self, message: OrderMessage) -> OrderState:
         """The order as stored, or a fresh pending state built from the message when it is new.
 
-        A consistent read: a replay that arrives right after a sync must see it (1 read unit, a fifth of the
-        price of the write it replaces: the order is written once, after the attempt)."""
+        An eventually consistent read (half a read unit): a replay within the second after a sync may not
+        see it, and then meets the idempotency record, which answers without calling Fanfare."""
         key = order_key(message)
-        item = self._get_order(key)
+        item = self._get_order(key, consistent=False)
         status = item.get("syncStatus")
         stored = item.get("admissions") or []
         admissions = (
@@ -323,12 +327,12 @@ class OrdersTable:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ helpers
-    def _get_order(self, key: OrderKey) -> dict[str, Any]:
+    def _get_order(self, key: OrderKey, *, consistent: bool) -> dict[str, Any]:
         response = self._call(
             "get_item",
             TableName=self._table,
             Key=_marshal({"pk": key.pk, "sk": ORDER_SK}),
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         return _unmarshal(response.get("Item") or {})
 
@@ -384,15 +388,17 @@ def _admission_assignments(
             assignments += [
                 f"admissions[{done.index}].#state = :completed",
                 f"admissions[{done.index}].completedAt = :now",
+                f"admissions[{done.index}].completion = :completion{done.index}",
             ]
             values[":completed"] = AdmissionState.COMPLETED.value
+            values[f":completion{done.index}"] = _completion(done, record)
         if record.failed_index is not None:
             assignments.append(f"admissions[{record.failed_index}].#state = :admission_failed")
             values[":admission_failed"] = AdmissionState.FAILED.value
         if assignments:
             names["#state"] = "state"
     else:
-        completed_at = {done.index: now for done in record.completed}
+        completed = {done.index: done for done in record.completed}
         assignments.append("admissions = :admissions")
         values[":admissions"] = [
             {
@@ -400,11 +406,17 @@ def _admission_assignments(
                 "distributionType": a.distribution_type,
                 "consumerId": a.consumer_id,
                 "state": a.state.value,
-                "completedAt": completed_at.get(index),
+                "completedAt": now if index in completed else None,
+                "completion": _completion(completed[index], record) if index in completed else None,
             }
             for index, a in enumerate(state.admissions)
         ]
     return assignments
+
+
+def _completion(done: CompletedAdmission, record: AttemptRecord) -> dict[str, Any]:
+    """Fanfare's answer, kept on the admission it completed (status code, latency, already completed)."""
+    return {"attempt": record.attempt, **done.details}
 
 
 def _attempt_events(
@@ -417,21 +429,6 @@ def _attempt_events(
             (
                 OrderEventName.SYNC_RESUMED,
                 {"topic": message.topic, "deliveryId": message.deliveryId, "previousError": state.last_error},
-            )
-        )
-    for done in record.completed:
-        admission = state.admissions[done.index]
-        events.append(
-            (
-                OrderEventName.ADMISSION_COMPLETED,
-                {
-                    "distributionId": admission.distribution_id,
-                    "distributionType": admission.distribution_type,
-                    "consumerId": admission.consumer_id,
-                    "attempt": record.attempt,
-                    "orderSynced": record.end is AttemptEnd.SYNCED and done is record.completed[-1],
-                    **done.details,
-                },
             )
         )
     if record.end is AttemptEnd.RETRY:

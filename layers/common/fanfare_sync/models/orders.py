@@ -20,9 +20,13 @@ class AdmissionState(StrEnum):
 
 
 class OrderEventName(StrEnum):
-    # An order's receipt is not an event item: the order item's first write records it (receivedAt), which
-    # saves a write per order. Events record what happens after: Fanfare's answers and lifecycle changes.
-    ADMISSION_COMPLETED = "fanfare_admission_completed"
+    """History events: what the order item cannot say on its own.
+
+    Neither an order's receipt nor a completion is an event item: the order item's single write per attempt
+    records them (receivedAt; each admission's completedAt and Fanfare's answer), which keeps an order synced
+    at its first attempt at the write-unit floor. Events record failed attempts and lifecycle changes.
+    """
+
     RETRY_SCHEDULED = "fanfare_retry_scheduled"
     SYNC_FAILED = "fanfare_sync_failed"
     ORDER_CANCELLED = "order_cancelled"
