@@ -169,14 +169,16 @@ def _result(
             f"({imported['boto3'].median * 1000:.0f} ms) + an SQS client: the module's import and init take "
             f"{import_ms:.0f} ms ("
             + (
-                "boto3, Powertools, pydantic models, httpx, asyncio for the batch processor, clients"
+                "boto3 with its DynamoDB and Secrets Manager clients on one session, Powertools' logger, "
+                "metrics and idempotency, httpx, pydantic's ValidationError"
                 if kind == "consumer"
                 else "botocore (not boto3), its SQS and Secrets Manager clients on one session, "
                 "fanfare_sync's ingest modules"
             )
             + f"), the first invocation {first_ms:.0f} ms ("
             + (
-                "Secrets Manager client and read, then the work"
+                "the Secrets Manager read, httpx's connection pool (httpcore), then the work: "
+                "DynamoDB reads and writes, the Fanfare call"
                 if kind == "consumer"
                 else "the secret's read, then the work and the SendMessage"
             )
