@@ -109,6 +109,21 @@ def main() -> dict[str, Any]:
         imported = time.perf_counter() - T0
         boto3.client("sqs")
         return {"seconds": time.perf_counter() - T0, "import_seconds": imported}
+    if mode == "consumer_floor":
+        # What the consumer cannot skip whatever its code: boto3 with the two clients its first batch needs,
+        # httpx with the connection pool it builds for its first call, Powertools' idempotency utility
+        # (DESIGN), pydantic's ValidationError. No call is made: this is below any real first batch.
+        import boto3
+        import httpcore  # noqa: F401 - httpx imports it lazily, on its first client
+        import httpx  # noqa: F401
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function  # noqa: F401
+        from pydantic import ValidationError  # noqa: F401
+
+        imported = time.perf_counter() - T0
+        session = boto3.session.Session()
+        session.client("dynamodb")
+        session.client("secretsmanager")
+        return {"seconds": time.perf_counter() - T0, "import_seconds": imported}
     spec = json.loads(Path(sys.argv[3]).read_text(encoding="utf-8"))
     handler = _load_handler(spec["module_path"], spec["layer_path"])
     # The module's import includes what it builds at import (clients, the endpoint): Lambda's init phase.
