@@ -213,39 +213,42 @@ def test_consumer_killed_between_fanfare_call_and_delete(
 def test_secrets_manager_unavailable_then_back(
     stack: Stack, report: Report, moto_server: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from aws_lambda_powertools.utilities import parameters
     from botocore.exceptions import EndpointConnectionError
 
     secrets_down = {"on": True}
+    refused: list[str] = []
 
-    def unreachable(**_kwargs: Any) -> None:
+    def unreachable(event_name: str, **_kwargs: Any) -> None:
         if secrets_down["on"]:
+            refused.append(event_name)
             raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com/")
 
-    # The ingest reads its webhook secret with a botocore client of its own: cut it off.
+    # Each function reads its secret with a client of its own: cut both off.
     ingest_secrets = stack.ingest.endpoint._secrets._client
-    ingest_secrets.meta.events.register("before-send.secrets-manager", unreachable)
-    # Powertools' default provider client: cut it off too.
-    parameters.clear_caches()
-    provider = parameters.base.DEFAULT_PROVIDERS.get("secrets") or parameters.SecretsProvider()
-    parameters.base.DEFAULT_PROVIDERS["secrets"] = provider
-    provider.client.meta.events.register("before-send.secrets-manager", unreachable)
+    credentials = stack.consumer.consumer._fanfare.credentials._provider
+    consumer_secrets = credentials.client
+    for client in (ingest_secrets, consumer_secrets):
+        client.meta.events.register("before-send.secrets-manager", unreachable)
     try:
         during = [stack.deliver(paid_webhook(number)) for number in range(1, 11)]
         secrets_down["on"] = False
         after = [stack.deliver(paid_webhook(number)) for number in range(1, 11)]
         # The consumer cannot read Fanfare credentials while it is down: retried, not crashed.
         secrets_down["on"] = True
-        parameters.clear_caches()
+        credentials.clear_cache()
+        refused_before_poll = len(refused)
         stack.poll()
+        consumer_refusals = len(refused) - refused_before_poll
         secrets_down["on"] = False
         stack.drain()
     finally:
-        provider.client.meta.events.unregister("before-send.secrets-manager", unreachable)
-        ingest_secrets.meta.events.unregister("before-send.secrets-manager", unreachable)
+        for client in (ingest_secrets, consumer_secrets):
+            client.meta.events.unregister("before-send.secrets-manager", unreachable)
     output = capfd.readouterr().out
     assert during == [503] * 10
     assert after == [200] * 10
+    assert consumer_refusals > 0  # the consumer really met the outage (its cached credentials were dropped)
+    assert "CompletionRetries" in output
     assert "RecordErrors" not in output  # dependency failures are retries, never counted as crashes
     assert len(stack.completions_per_admission()) == 10
     assert duplicates(stack) == 0
