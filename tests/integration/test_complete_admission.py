@@ -222,6 +222,7 @@ def test_each_distribution_type_goes_to_its_endpoint(harness: Harness) -> None:
     assert order is not None
     assert order["syncStatus"] == "synced"
     assert [a["completion"]["statusCode"] for a in order["admissions"]] == [200, 200, 200, 200]
+    assert order["attempts"] == 1  # one delivery, one attempt, however many admissions it completed
 
 
 def test_same_webhook_delivered_five_times_completes_once(harness: Harness) -> None:

@@ -186,9 +186,10 @@ class OrdersTable:
             values[":synced"] = SyncStatus.SYNCED.value
         update = f"SET {', '.join(assignments)}"
         if record.fanfare_calls:
-            # Attempts add up across redeliveries, redrives and requeues: the order's whole story.
-            update += " ADD attempts :calls"
-            values[":calls"] = record.fanfare_calls
+            # One per delivery that called Fanfare (however many admissions it completed); attempts add up
+            # across redeliveries, redrives and requeues: the order's whole story.
+            update += " ADD attempts :one"
+            values[":one"] = 1
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": _marshal({"pk": key.pk, "sk": ORDER_SK}),

@@ -95,5 +95,6 @@ class AttemptRecord:
     retry_in_seconds: int | None = None
     # The admission Fanfare (or our own validation) refused, when the attempt ended FAILED because of one.
     failed_index: int | None = None
-    # Fanfare calls whose answer is recorded: completions plus the failed call, if one was made.
+    # Fanfare calls made: completions plus the failed call, if one was made (0: refused before any call,
+    # which is not counted as an attempt).
     fanfare_calls: int = 0
