@@ -512,11 +512,11 @@ def run(
         note = (
             f"${total:.2f}/M against a floor of ${floor_total:.2f}/M; largest: "
             + ", ".join(f"{name} ${dollars:.2f}" for name, dollars in biggest)
-            + f"; {per_order['dynamodb_wru']:.1f} WRU per order where the floor is 3: the sparse index "
-            f"({index_units:.1f} WRU, ${index_units * DYNAMODB_PER_MILLION_WRU:.2f}/M, entered and left by "
-            f"every order) and the history items ({event_units:.1f} WRU, "
-            f"${event_units * DYNAMODB_PER_MILLION_WRU:.2f}/M); the handlers log {handler_logs:.0f} B per "
-            f"order (${handler_logs * million / 1e9 * CLOUDWATCH_LOGS_PER_GB:.2f}/M)"
+            + f"; {per_order['dynamodb_wru']:.1f} WRU per order where the floor is 3, of which the sparse "
+            f"index {index_units:.1f} WRU (${index_units * DYNAMODB_PER_MILLION_WRU:.2f}/M) and put items "
+            f"(history events) {event_units:.1f} WRU (${event_units * DYNAMODB_PER_MILLION_WRU:.2f}/M); "
+            f"the handlers log {handler_logs:.0f} B per order "
+            f"(${handler_logs * million / 1e9 * CLOUDWATCH_LOGS_PER_GB:.2f}/M)"
         )
     return Result(
         key="cost_model",
