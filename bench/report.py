@@ -27,9 +27,10 @@ STANDING_NOTES = (
     'Batch concurrency: the honest figure for the target ("a batch of 10 costs about one Fanfare round '
     "trip\") is the Fanfare-attributable one, (t50 - t0) / 50 ms: it isolates how the batch's Fanfare calls "
     "overlap (1 = the batch pays one round trip, 10 = sequential; below 1 the wait hides behind other "
-    "records' DynamoDB calls). The raw figure adds each record's six sequential DynamoDB calls, here on "
-    "single-process moto (~0.4 s per batch); on AWS they would still be ~6 x 5-10 ms, so the raw target "
-    "is missed in kind, not only locally.",
+    "records' DynamoDB calls). The raw figure adds each record's four sequential DynamoDB calls (order "
+    "read, idempotency put and update, order write), here served one at a time by single-process moto at "
+    "~6-13 ms each: ~0.4-0.5 s per batch of 40 calls, which no change to the consumer's concurrency can "
+    "hide. That is the floor of the raw figure on this machine; the row's note gives it per run.",
     "Burst: `make run`'s local stack with 5 workers per function (so the consumer polls with the "
     "template's CompletionMaxConcurrency, 5), retry delays compressed to 1 s with the 10 % 5xx on "
     "throughout; ingest latency is mostly queueing for the 5 local ingest workers and moto (32 webhooks in "
