@@ -203,8 +203,11 @@ def _result(
                 + (
                     f", already above the {target:.1f}x target with the runtime packages DESIGN names"
                     if floor_ratio > target
-                    else ""
+                    else f", within {(target - floor_ratio) * base.median * 1000:.0f} ms of the target"
                 )
+                + f"; the consumer is {(mine.median - floor.median) * 1000:.0f} ms above that floor (its own "
+                "modules, compiled from source here as on Lambda, Powertools' logger and metrics, the "
+                "idempotency utility's first call, the partial-batch loop)"
             )
     return Result(
         key=key,
