@@ -8,13 +8,10 @@ Fanfare-attributable part is (t50 - t0) / 50 ms. Both figures are reported.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-
-import botocore.client
 
 from bench.common import (
     CONSUMER_FUNCTION,
@@ -28,6 +25,7 @@ from bench.common import (
     sqs_event,
     vary_message,
 )
+from bench.cost import ApiCallCounter
 
 FANFARE_LATENCY_MS = 50
 BATCH_SIZE = 10
@@ -55,7 +53,7 @@ def run(aws: LocalAws, message_template: str, module: ModuleType) -> tuple[Resul
     for _ in range(WARMUP_BATCHES):
         batch(0)
         batch(FANFARE_LATENCY_MS)
-    dynamodb_calls = _dynamodb_calls(lambda: batch(0))
+    dynamodb_calls = _dynamodb_calls(aws, lambda: batch(0))
     say(f"  batch concurrency: {ROUNDS} interleaved pairs of 10-record batches (sandbox 50 ms, 0 ms)")
     # set_faults is inside the timed call but costs microseconds (an in-process lock and a dict).
     slow_s, fast_s = interleaved([lambda: batch(FANFARE_LATENCY_MS), lambda: batch(0)], ROUNDS)
@@ -100,25 +98,15 @@ def run(aws: LocalAws, message_template: str, module: ModuleType) -> tuple[Resul
     )
 
 
-def _dynamodb_calls(batch: Callable[[], None]) -> int:
-    """The DynamoDB calls one batch makes, counted on an extra (untimed) batch."""
-    original = botocore.client.BaseClient._make_api_call
-    calls = 0
-    lock = threading.Lock()
-
-    def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
-        nonlocal calls
-        if client.meta.service_model.service_name == "dynamodb":
-            with lock:
-                calls += 1
-        return original(client, operation, params)
-
-    botocore.client.BaseClient._make_api_call = counted
+def _dynamodb_calls(aws: LocalAws, batch: Callable[[], None]) -> int:
+    """The DynamoDB calls one batch makes, counted on an extra (untimed) batch by the cost model's counter."""
+    counter = ApiCallCounter(aws)
+    counter.install()
     try:
         batch()
     finally:
-        botocore.client.BaseClient._make_api_call = original
-    return calls
+        counter.uninstall()
+    return sum(count for (service, _), count in counter.tally.calls.items() if service == "dynamodb")
 
 
 def _check(response: Any) -> None:

@@ -226,13 +226,9 @@ def describe_event(event: dict[str, Any]) -> str:
         )
     # Written by versions before completions moved into the order item (still shown for old orders).
     if name == "fanfare_admission_completed":
-        text = (
-            f"{data.get('distributionType')} {data.get('distributionId')} / {data.get('consumerId')}: "
-            f"HTTP {data.get('statusCode')} in {data.get('latencyMs')} ms (attempt {data.get('attempt')})"
-        )
-        if data.get("alreadyCompleted"):
-            text += ", already completed"
-        return text + (", order synced" if data.get("orderSynced") else "")
+        admission = f"{data.get('distributionType')} {data.get('distributionId')} / {data.get('consumerId')}"
+        synced = ", order synced" if data.get("orderSynced") else ""
+        return f"{admission}: {describe_completion(data)}{synced}"
     if name == "fanfare_retry_scheduled":
         return (
             f"attempt {data.get('attempt')}: {data.get('reason')}; next try in {data.get('retryInSeconds')} s"

@@ -93,7 +93,7 @@ class OrdersTable:
         An eventually consistent read (half a read unit): a replay within the second after a sync may not
         see it, and then meets the idempotency record, which answers without calling Fanfare."""
         key = order_key(message)
-        item = self._get_order(key, consistent=False)
+        item = self._get_order(key)
         status = item.get("syncStatus")
         stored = item.get("admissions") or []
         admissions = (
@@ -328,12 +328,12 @@ class OrdersTable:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ helpers
-    def _get_order(self, key: OrderKey, *, consistent: bool) -> dict[str, Any]:
+    def _get_order(self, key: OrderKey) -> dict[str, Any]:
         response = self._call(
             "get_item",
             TableName=self._table,
             Key=_marshal({"pk": key.pk, "sk": ORDER_SK}),
-            ConsistentRead=consistent,
+            ConsistentRead=False,
         )
         return _unmarshal(response.get("Item") or {})
 
